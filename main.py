@@ -1,0 +1,138 @@
+#!/usr/bin/env python
+"""MLflow tracking server on AWS, as a CDK for Terraform app.
+
+    bootstrap -> networking -> security -> database -> mlflow -> alerting
+
+One stack per settings file in settings/ (``mlflow-dev``, ``mlflow-prod``,
+...), or one ``mlflow-dev`` stack from the built-in defaults when there is no
+file. ``MLFLOW_SETTINGS=path.toml`` synthesizes just that file.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import modules  # noqa: F401  (selects Node 22 and the lazy provider import first)
+from cdktf import App, TerraformOutput
+from constructs import Construct
+
+from modules.alerting import Alerting, AlertingProps
+from modules.base import AddressedStack
+from modules.bootstrap import Bootstrap, BootstrapProps
+from modules.database import Database, DatabaseProps
+from modules.mlflow import Mlflow, MlflowProps
+from modules.networking import Networking, NetworkingProps
+from modules.providers import configure_providers
+from modules.security import Security, SecurityProps
+from modules.settings import Settings, SettingsError, load_settings
+
+SETTINGS_DIR = Path(__file__).resolve().parent / "settings"
+
+
+class MlflowStack(AddressedStack):
+    """The whole deployment of one environment."""
+
+    def __init__(self, scope: Construct, s: Settings):
+        super().__init__(scope, s.stack_name)
+        configure_providers(self, s)
+
+        boot = Bootstrap(self, "bootstrap", BootstrapProps(prefix=s.prefix, ssh_public_key=s.ssh_public_key))
+        artifact_bucket = f"{s.prefix}-artifacts-{boot.bucket_suffix_hex}"
+        alb_logs_bucket = f"{s.prefix}-alb-logs-{boot.bucket_suffix_hex}"
+        metrics_namespace = f"MLflow/{s.prefix}"
+
+        net = Networking(self, "networking", NetworkingProps(
+            prefix=s.prefix, region=s.region, vpc_cidr=s.vpc_cidr, azs=s.azs,
+            public_cidrs=s.subnet_cidrs("public"), private_cidrs=s.subnet_cidrs("private"),
+            database_cidrs=s.subnet_cidrs("database"), nat_count=s.nat_count,
+        ))
+
+        sec = Security(self, "security", SecurityProps(
+            prefix=s.prefix, region=s.region, account_id=boot.account_id, partition=boot.partition,
+            vpc_id=net.vpc_id, vpc_cidr=net.vpc_cidr, db_port=s.db_port,
+            alb_allowed_cidrs=s.alb_allowed_cidrs, ssh_allowed_cidrs=s.ssh_allowed_cidrs,
+            artifact_bucket_name=artifact_bucket, ssm_prefix=s.ssm_prefix,
+            log_group_names=s.log_group_names, metrics_namespace=metrics_namespace,
+        ))
+
+        db = Database(self, "database", DatabaseProps(
+            prefix=s.prefix, ssm_prefix=s.ssm_prefix, engine=s.db_engine, engine_version=s.engine_version,
+            parameter_family=s.db_parameter_family, port=s.db_port, instance_class=s.db_instance_class,
+            allocated_storage_gb=s.db_allocated_storage_gb, max_allocated_storage_gb=s.db_max_allocated_storage_gb,
+            multi_az=s.db_multi_az, backup_retention_days=s.db_backup_retention_days,
+            deletion_protection=s.deletion_protection, password_version=s.db_password_version,
+            subnet_ids=net.database_subnet_ids, database_security_group_id=sec.database_security_group_id,
+            cache_security_group_id=sec.cache_security_group_id, kms_key_arn=sec.kms_key_arn,
+            kms_key_id=sec.kms_key_id, redis_node_type=s.redis_node_type, redis_num_nodes=s.redis_num_nodes,
+        ))
+
+        app = Mlflow(self, "mlflow", MlflowProps(
+            prefix=s.prefix, region=s.region, account_id=boot.account_id, partition=boot.partition,
+            vpc_id=net.vpc_id, public_subnet_ids=net.public_subnet_ids, private_subnet_ids=net.private_subnet_ids,
+            alb_security_group_id=sec.alb_security_group_id, app_security_group_id=sec.app_security_group_id,
+            instance_profile_arn=sec.instance_profile_arn, kms_key_arn=sec.kms_key_arn, key_name=boot.key_name,
+            artifact_bucket_name=artifact_bucket, alb_logs_bucket_name=alb_logs_bucket,
+            ssm_prefix=s.ssm_prefix, log_group_names=s.log_group_names, log_retention_days=s.log_retention_days,
+            metrics_namespace=metrics_namespace, instance_type=s.instance_type,
+            min_size=s.asg_min_size, desired_capacity=s.asg_desired_capacity, max_size=s.asg_max_size,
+            mlflow_version=s.mlflow_version, mlflow_workers=s.mlflow_workers, db_engine=s.db_engine,
+            certificate_arn=s.certificate_arn, deletion_protection=s.deletion_protection, tags=s.all_tags,
+        ))
+
+        alerts = Alerting(self, "alerting", AlertingProps(
+            prefix=s.prefix, account_id=boot.account_id, kms_key_id=sec.kms_key_id,
+            alert_emails=s.alert_emails, asg_name=app.asg_name, alb_arn_suffix=app.alb_arn_suffix,
+            target_group_arn_suffix=app.target_group_arn_suffix, db_instance_id=db.db_instance_id,
+        ))
+
+        TerraformOutput(self, "tracking_url", value=app.tracking_url, description="MLflow tracking URI")
+        TerraformOutput(self, "alb_dns_name", value=app.alb_dns_name)
+        TerraformOutput(self, "artifact_bucket", value=app.artifact_bucket)
+        TerraformOutput(self, "db_endpoint", value=db.db_endpoint)
+        TerraformOutput(self, "sns_topic_arn", value=alerts.topic_arn)
+
+        self.settings = s
+
+
+def settings_sources() -> list[Path | None]:
+    """MLFLOW_SETTINGS if set, else every settings/*.toml, else the built-in defaults."""
+    chosen = os.environ.get("MLFLOW_SETTINGS")
+    if chosen:
+        return [Path(chosen)]
+    files = sorted(SETTINGS_DIR.glob("*.toml"))
+    return list(files) or [None]
+
+
+def load_all(sources: list[Path | None]) -> list[Settings]:
+    """Validate every source before any construct is built."""
+    loaded = [load_settings(src) for src in sources]
+    names = [s.stack_name for s in loaded]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SettingsError(
+            f"Two settings files give the same name and environment ({', '.join(dupes)}); "
+            "each environment needs its own stack name."
+        )
+    return loaded
+
+
+def build_app(all_settings: list[Settings], outdir: str | None = None) -> App:
+    app = App(outdir=outdir) if outdir else App()
+    for s in all_settings:
+        MlflowStack(app, s)
+    return app
+
+
+def main() -> int:
+    try:
+        all_settings = load_all(settings_sources())
+    except SettingsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    build_app(all_settings).synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

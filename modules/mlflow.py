@@ -1,0 +1,377 @@
+"""MLflow (guide: MLflow Module Resources).
+
+Launch template and Auto Scaling group running MLflow behind nginx, the
+Application Load Balancer with its target group and listeners, the artifact
+and ALB-log buckets, and the CloudWatch log groups.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+from cdktf_cdktf_provider_aws.autoscaling_group import (
+    AutoscalingGroup,
+    AutoscalingGroupInstanceRefresh,
+    AutoscalingGroupInstanceRefreshPreferences,
+    AutoscalingGroupLaunchTemplate,
+    AutoscalingGroupTag,
+)
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.launch_template import (
+    LaunchTemplate,
+    LaunchTemplateBlockDeviceMappings,
+    LaunchTemplateBlockDeviceMappingsEbs,
+    LaunchTemplateIamInstanceProfile,
+    LaunchTemplateMetadataOptions,
+    LaunchTemplateMonitoring,
+    LaunchTemplateTagSpecifications,
+)
+from cdktf_cdktf_provider_aws.lb import Lb, LbAccessLogs
+from cdktf_cdktf_provider_aws.lb_listener import (
+    LbListener,
+    LbListenerDefaultAction,
+    LbListenerDefaultActionRedirect,
+)
+from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
+    S3BucketLifecycleConfiguration,
+    S3BucketLifecycleConfigurationRule,
+    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
+    S3BucketLifecycleConfigurationRuleExpiration,
+    S3BucketLifecycleConfigurationRuleFilter,
+    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import (
+    S3BucketOwnershipControls,
+    S3BucketOwnershipControlsRule,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
+from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
+from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
+    S3BucketServerSideEncryptionConfigurationA,
+    S3BucketServerSideEncryptionConfigurationRuleA,
+    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
+    S3BucketVersioningA,
+    S3BucketVersioningVersioningConfiguration,
+)
+from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
+from constructs import Construct
+
+from .mlflow_instance import BootstrapInputs, render
+
+HTTP_PORT = 80
+MLFLOW_PORT = 5000
+HEALTH_PATH = "/health"
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
+
+# Regions opened before August 2022 deliver ALB logs as a regional ELB account;
+# newer regions use the log-delivery service principal.
+ELB_LOG_ACCOUNTS = {
+    "us-east-1": "127311923021", "us-east-2": "033677994240", "us-west-1": "027434742980",
+    "us-west-2": "797873946194", "af-south-1": "098369216593", "ap-east-1": "754344448648",
+    "ap-southeast-3": "589379963580", "ap-south-1": "718504428378", "ap-northeast-3": "383597477331",
+    "ap-northeast-2": "600734575887", "ap-southeast-1": "114774131450", "ap-southeast-2": "783225319266",
+    "ap-northeast-1": "582318560864", "ca-central-1": "985666609251", "eu-central-1": "054676820928",
+    "eu-west-1": "156460612806", "eu-west-2": "652711504416", "eu-south-1": "635631232127",
+    "eu-west-3": "009996457667", "eu-north-1": "897822967062", "me-south-1": "076674570225",
+    "sa-east-1": "507241528517", "us-gov-west-1": "048591011584", "us-gov-east-1": "190560391635",
+}
+
+
+def ami_parameter(instance_type: str) -> str:
+    """Public SSM parameter of the latest Amazon Linux 2023 AMI for the instance's CPU."""
+    graviton = re.fullmatch(r"[a-z]+[0-9]+g[a-z]*", instance_type.split(".")[0])  # t4g, m7g, c7gn
+    return AMI_PARAMETER.format(arch="arm64" if graviton else "x86_64")
+
+
+@dataclass(frozen=True)
+class MlflowProps:
+    prefix: str
+    region: str
+    account_id: str
+    partition: str
+    vpc_id: str
+    public_subnet_ids: list[str]
+    private_subnet_ids: list[str]
+    alb_security_group_id: str
+    app_security_group_id: str
+    instance_profile_arn: str
+    kms_key_arn: str
+    key_name: str
+    artifact_bucket_name: str
+    alb_logs_bucket_name: str
+    ssm_prefix: str
+    log_group_names: dict[str, str]
+    log_retention_days: int
+    metrics_namespace: str
+    instance_type: str
+    min_size: int
+    desired_capacity: int
+    max_size: int
+    mlflow_version: str
+    mlflow_workers: int
+    db_engine: str
+    certificate_arn: Optional[str]
+    deletion_protection: bool
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags of launched instances and volumes (provider default_tags do not reach them)."""
+
+
+def _policy(*statements: dict) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, indent=2)
+
+
+class Mlflow(Construct):
+    """The MLflow service: compute, load balancing, storage and logs."""
+
+    def __init__(self, scope: Construct, id: str, props: MlflowProps):
+        super().__init__(scope, id)
+        p = props
+        arn = f"arn:{p.partition}"
+
+        # --- storage ----------------------------------------------------------
+        artifacts = self._bucket("mlflow_artifacts", p.artifact_bucket_name, kms_key_arn=p.kms_key_arn)
+        S3BucketVersioningA(
+            self, "aws_s3_bucket_versioning.mlflow_artifacts",
+            bucket=artifacts.id,
+            versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"),
+        )
+        S3BucketLifecycleConfiguration(
+            self, "aws_s3_bucket_lifecycle_configuration.mlflow_artifacts",
+            bucket=artifacts.id,
+            rule=[S3BucketLifecycleConfigurationRule(
+                id="expire-old-versions-and-uploads",
+                status="Enabled",
+                filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                noncurrent_version_expiration=[
+                    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=90)],
+                abort_incomplete_multipart_upload=[
+                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)],
+            )],
+        )
+        S3BucketPolicy(
+            self, "aws_s3_bucket_policy.mlflow_artifacts",
+            bucket=artifacts.id,
+            policy=_policy(_deny_insecure_transport(artifacts.arn)),
+        )
+
+        # ALB access logs cannot be encrypted with a customer managed key: SSE-S3.
+        alb_logs = self._bucket("alb_logs", p.alb_logs_bucket_name, kms_key_arn=None)
+        log_writer = (
+            {"AWS": f"{arn}:iam::{ELB_LOG_ACCOUNTS[p.region]}:root"} if p.region in ELB_LOG_ACCOUNTS
+            else {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
+        )
+        S3BucketPolicy(
+            self, "aws_s3_bucket_policy.alb_logs",
+            bucket=alb_logs.id,
+            policy=_policy(
+                {"Sid": "AlbWritesAccessLogs", "Effect": "Allow", "Principal": log_writer,
+                 "Action": "s3:PutObject",
+                 "Resource": f"{alb_logs.arn}/alb/AWSLogs/{p.account_id}/*"},
+                _deny_insecure_transport(alb_logs.arn),
+            ),
+        )
+        S3BucketLifecycleConfiguration(
+            self, "aws_s3_bucket_lifecycle_configuration.alb_logs",
+            bucket=alb_logs.id,
+            rule=[S3BucketLifecycleConfigurationRule(
+                id="expire-access-logs",
+                status="Enabled",
+                filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=max(p.log_retention_days, 30))],
+                abort_incomplete_multipart_upload=[
+                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)],
+            )],
+        )
+
+        # --- logs -------------------------------------------------------------
+        self.log_group_arns: dict[str, str] = {}
+        for key, name in p.log_group_names.items():
+            group = CloudwatchLogGroup(
+                self, f"aws_cloudwatch_log_group.{key}",
+                name=name,
+                retention_in_days=p.log_retention_days,
+                kms_key_id=p.kms_key_arn,
+            )
+            self.log_group_arns[key] = group.arn
+
+        # --- load balancer ----------------------------------------------------
+        self.alb = Lb(
+            self, "aws_lb.mlflow",
+            name=f"{p.prefix}-alb",
+            load_balancer_type="application",
+            internal=False,
+            security_groups=[p.alb_security_group_id],
+            subnets=p.public_subnet_ids,
+            drop_invalid_header_fields=True,
+            enable_deletion_protection=p.deletion_protection,
+            idle_timeout=300,
+            access_logs=LbAccessLogs(bucket=alb_logs.id, prefix="alb", enabled=True),
+            tags={"Name": f"{p.prefix}-alb"},
+        )
+        self.target_group = LbTargetGroup(
+            self, "aws_lb_target_group.mlflow",
+            name=f"{p.prefix}-tg",
+            port=HTTP_PORT,
+            protocol="HTTP",
+            target_type="instance",
+            vpc_id=p.vpc_id,
+            deregistration_delay="30",
+            # Through nginx to MLflow itself: fails when MLflow is down.
+            health_check=LbTargetGroupHealthCheck(
+                enabled=True, path=HEALTH_PATH, port="traffic-port", protocol="HTTP",
+                matcher="200", interval=15, timeout=5, healthy_threshold=2, unhealthy_threshold=3,
+            ),
+            tags={"Name": f"{p.prefix}-tg"},
+        )
+        forward = [LbListenerDefaultAction(type="forward", target_group_arn=self.target_group.arn)]
+        if p.certificate_arn:
+            LbListener(
+                self, "aws_lb_listener.https",
+                load_balancer_arn=self.alb.arn, port=443, protocol="HTTPS",
+                ssl_policy=TLS_POLICY, certificate_arn=p.certificate_arn,
+                default_action=forward,
+            )
+            LbListener(
+                self, "aws_lb_listener.http",
+                load_balancer_arn=self.alb.arn, port=80, protocol="HTTP",
+                default_action=[LbListenerDefaultAction(
+                    type="redirect",
+                    redirect=LbListenerDefaultActionRedirect(port="443", protocol="HTTPS", status_code="HTTP_301"),
+                )],
+            )
+        else:
+            LbListener(
+                self, "aws_lb_listener.http",
+                load_balancer_arn=self.alb.arn, port=80, protocol="HTTP",
+                default_action=forward,
+            )
+
+        # --- boot-time configuration the instances read from SSM ---------------
+        SsmParameter(
+            self, "aws_ssm_parameter.artifact_bucket",
+            name=f"{p.ssm_prefix}/mlflow/artifact_bucket", type="String", value=artifacts.bucket,
+            description="MLflow artifact bucket",
+        )
+        SsmParameter(
+            self, "aws_ssm_parameter.allowed_hosts",
+            name=f"{p.ssm_prefix}/mlflow/allowed_hosts", type="String", value=self.alb.dns_name,
+            description="Host names MLflow answers to (the load balancer's)",
+        )
+
+        # --- compute ----------------------------------------------------------
+        self.bootstrap = render(BootstrapInputs(
+            region=p.region,
+            ssm_prefix=p.ssm_prefix,
+            log_group_mlflow=p.log_group_names["mlflow"],
+            log_group_nginx=p.log_group_names["nginx"],
+            log_group_system=p.log_group_names["system"],
+            mlflow_version=p.mlflow_version,
+            db_engine=p.db_engine,
+            metrics_namespace=p.metrics_namespace,
+            mlflow_port=MLFLOW_PORT,
+            http_port=HTTP_PORT,
+            workers=p.mlflow_workers,
+        ))
+        instance_tags = {**p.tags, "Name": f"{p.prefix}-mlflow"}
+        self.launch_template = LaunchTemplate(
+            self, "aws_launch_template.mlflow",
+            name=f"{p.prefix}-mlflow",
+            description=f"MLflow {p.mlflow_version}",
+            image_id=f"resolve:ssm:{ami_parameter(p.instance_type)}",
+            instance_type=p.instance_type,
+            key_name=p.key_name,
+            vpc_security_group_ids=[p.app_security_group_id],
+            iam_instance_profile=LaunchTemplateIamInstanceProfile(arn=p.instance_profile_arn),
+            metadata_options=LaunchTemplateMetadataOptions(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1,
+                instance_metadata_tags="disabled",
+            ),
+            monitoring=LaunchTemplateMonitoring(enabled=True),
+            block_device_mappings=[LaunchTemplateBlockDeviceMappings(
+                device_name="/dev/xvda",
+                ebs=LaunchTemplateBlockDeviceMappingsEbs(
+                    volume_size=30, volume_type="gp3", encrypted="true", kms_key_id=p.kms_key_arn,
+                    delete_on_termination="true",
+                ),
+            )],
+            user_data=base64.b64encode(self.bootstrap.user_data.encode()).decode(),
+            update_default_version=True,
+            tag_specifications=[
+                LaunchTemplateTagSpecifications(resource_type="instance", tags=instance_tags),
+                LaunchTemplateTagSpecifications(resource_type="volume", tags=instance_tags),
+            ],
+        )
+        self.asg = AutoscalingGroup(
+            self, "aws_autoscaling_group.mlflow",
+            name=f"{p.prefix}-mlflow",
+            min_size=p.min_size,
+            desired_capacity=p.desired_capacity,
+            max_size=p.max_size,
+            vpc_zone_identifier=p.private_subnet_ids,
+            target_group_arns=[self.target_group.arn],
+            health_check_type="ELB",
+            health_check_grace_period=600,
+            launch_template=AutoscalingGroupLaunchTemplate(
+                id=self.launch_template.id, version=f"{self.launch_template.latest_version}",
+            ),
+            # A new launch template version (e.g. another MLflow version) rolls the group.
+            instance_refresh=AutoscalingGroupInstanceRefresh(
+                strategy="Rolling",
+                preferences=AutoscalingGroupInstanceRefreshPreferences(min_healthy_percentage=50),
+            ),
+            enabled_metrics=["GroupDesiredCapacity", "GroupInServiceInstances", "GroupTotalInstances"],
+            tag=[AutoscalingGroupTag(key="Name", value=f"{p.prefix}-mlflow", propagate_at_launch=True)],
+        )
+
+        # Typed outputs.
+        self.alb_dns_name: str = self.alb.dns_name
+        self.alb_arn: str = self.alb.arn
+        self.alb_arn_suffix: str = self.alb.arn_suffix
+        self.target_group_arn: str = self.target_group.arn
+        self.target_group_arn_suffix: str = self.target_group.arn_suffix
+        self.asg_name: str = self.asg.name
+        self.artifact_bucket: str = artifacts.bucket
+        self.artifact_bucket_arn: str = artifacts.arn
+        self.alb_logs_bucket: str = alb_logs.bucket
+        self.tracking_url: str = f"{'https' if p.certificate_arn else 'http'}://{self.alb.dns_name}"
+
+    def _bucket(self, name: str, bucket_name: str, kms_key_arn: Optional[str]) -> S3Bucket:
+        """A private, encrypted, owner-enforced bucket."""
+        bucket = S3Bucket(self, f"aws_s3_bucket.{name}", bucket=bucket_name, force_destroy=False, tags={"Name": bucket_name})
+        S3BucketPublicAccessBlock(
+            self, f"aws_s3_bucket_public_access_block.{name}", bucket=bucket.id,
+            block_public_acls=True, block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
+        )
+        S3BucketOwnershipControls(
+            self, f"aws_s3_bucket_ownership_controls.{name}", bucket=bucket.id,
+            rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"),
+        )
+        default = (
+            S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
+                sse_algorithm="aws:kms", kms_master_key_id=kms_key_arn)
+            if kms_key_arn else
+            S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(sse_algorithm="AES256")
+        )
+        S3BucketServerSideEncryptionConfigurationA(
+            self, f"aws_s3_bucket_server_side_encryption_configuration.{name}", bucket=bucket.id,
+            rule=[S3BucketServerSideEncryptionConfigurationRuleA(
+                apply_server_side_encryption_by_default=default, bucket_key_enabled=bool(kms_key_arn),
+            )],
+        )
+        return bucket
+
+
+def _deny_insecure_transport(bucket_arn: str) -> dict:
+    return {
+        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }

@@ -1,0 +1,159 @@
+"""Networking (guide: Networking Module Resources).
+
+VPC, internet gateway, NAT gateways, public/private/database subnets (one of
+each per AZ, Terraform ``count``), route tables, the S3 gateway endpoint and
+the EC2 interface endpoint with its own security group.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdktf_cdktf_provider_aws.eip import Eip
+from cdktf_cdktf_provider_aws.internet_gateway import InternetGateway
+from cdktf_cdktf_provider_aws.nat_gateway import NatGateway
+from cdktf_cdktf_provider_aws.route_table import RouteTable, RouteTableRoute
+from cdktf_cdktf_provider_aws.route_table_association import RouteTableAssociation
+from cdktf_cdktf_provider_aws.security_group import SecurityGroup
+from cdktf_cdktf_provider_aws.subnet import Subnet
+from cdktf_cdktf_provider_aws.vpc import Vpc
+from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint
+from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
+from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
+from constructs import Construct
+
+from .base import element, indexed, splat
+
+
+@dataclass(frozen=True)
+class NetworkingProps:
+    prefix: str
+    """Prefix of AWS resource names."""
+    region: str
+    vpc_cidr: str
+    azs: list[str]
+    """One subnet of each tier per AZ, in this order."""
+    public_cidrs: list[str]
+    private_cidrs: list[str]
+    database_cidrs: list[str]
+    nat_count: int
+    """1 (single NAT) or len(azs) (one per AZ)."""
+
+
+class Networking(Construct):
+    """The VPC and everything that routes inside it."""
+
+    def __init__(self, scope: Construct, id: str, props: NetworkingProps):
+        super().__init__(scope, id)
+        p = props
+        n = len(p.azs)
+
+        self.vpc = Vpc(
+            self, "aws_vpc.main",
+            cidr_block=p.vpc_cidr,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            tags={"Name": f"{p.prefix}-vpc"},
+        )
+        igw = InternetGateway(self, "aws_internet_gateway.main", vpc_id=self.vpc.id, tags={"Name": f"{p.prefix}-igw"})
+
+        def subnets(tier: str, cidrs: list[str]) -> Subnet:
+            return Subnet(
+                self, f"aws_subnet.{tier}",
+                count=n,
+                vpc_id=self.vpc.id,
+                cidr_block=element(cidrs),
+                availability_zone=element(p.azs),
+                map_public_ip_on_launch=False,
+                tags={"Name": f"{p.prefix}-{tier}-${{count.index}}", "Tier": tier},
+            )
+
+        public = subnets("public", p.public_cidrs)
+        private = subnets("private", p.private_cidrs)
+        database = subnets("database", p.database_cidrs)
+
+        nat_eip = Eip(self, "aws_eip.nat", count=p.nat_count, domain="vpc", tags={"Name": f"{p.prefix}-nat-${{count.index}}"})
+        nat = NatGateway(
+            self, "aws_nat_gateway.main",
+            count=p.nat_count,
+            allocation_id=indexed(nat_eip, "id"),
+            subnet_id=indexed(public, "id"),
+            tags={"Name": f"{p.prefix}-nat-${{count.index}}"},
+            depends_on=[igw],
+        )
+
+        public_rt = RouteTable(
+            self, "aws_route_table.public",
+            vpc_id=self.vpc.id,
+            route=[RouteTableRoute(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
+            tags={"Name": f"{p.prefix}-public"},
+        )
+        # One private route table per AZ; with a single NAT they all use nat[0]
+        # (element() wraps around), so switching NAT mode never renumbers them.
+        private_rt = RouteTable(
+            self, "aws_route_table.private",
+            count=n,
+            vpc_id=self.vpc.id,
+            route=[RouteTableRoute(
+                cidr_block="0.0.0.0/0",
+                nat_gateway_id=f"${{element({nat.node.id}[*].id, count.index)}}",
+            )],
+            tags={"Name": f"{p.prefix}-private-${{count.index}}"},
+        )
+        # The database tier has no route out of the VPC at all.
+        database_rt = RouteTable(self, "aws_route_table.database", vpc_id=self.vpc.id, tags={"Name": f"{p.prefix}-database"})
+
+        RouteTableAssociation(self, "aws_route_table_association.public", count=n, subnet_id=indexed(public, "id"), route_table_id=public_rt.id)
+        RouteTableAssociation(
+            self, "aws_route_table_association.private", count=n, subnet_id=indexed(private, "id"), route_table_id=indexed(private_rt, "id"),
+        )
+        RouteTableAssociation(self, "aws_route_table_association.database", count=n, subnet_id=indexed(database, "id"), route_table_id=database_rt.id)
+
+        # S3 without the NAT: gateway endpoint on the private route tables.
+        VpcEndpoint(
+            self, "aws_vpc_endpoint.s3",
+            vpc_id=self.vpc.id,
+            service_name=f"com.amazonaws.{p.region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=splat(private_rt, "id"),
+            tags={"Name": f"{p.prefix}-s3"},
+        )
+        endpoint_sg = SecurityGroup(
+            self, "aws_security_group.vpc_endpoints",
+            name=f"{p.prefix}-vpc-endpoints",
+            description="Interface VPC endpoints: HTTPS from inside the VPC",
+            vpc_id=self.vpc.id,
+            tags={"Name": f"{p.prefix}-vpc-endpoints"},
+        )
+        VpcSecurityGroupIngressRule(
+            self, "aws_vpc_security_group_ingress_rule.vpc_endpoints_https",
+            security_group_id=endpoint_sg.id,
+            description="HTTPS from the VPC",
+            ip_protocol="tcp", from_port=443, to_port=443,
+            cidr_ipv4=p.vpc_cidr,
+        )
+        VpcSecurityGroupEgressRule(
+            self, "aws_vpc_security_group_egress_rule.vpc_endpoints_vpc",
+            security_group_id=endpoint_sg.id,
+            description="Responses stay inside the VPC",
+            ip_protocol="tcp", from_port=443, to_port=443,
+            cidr_ipv4=p.vpc_cidr,
+        )
+        VpcEndpoint(
+            self, "aws_vpc_endpoint.ec2",
+            vpc_id=self.vpc.id,
+            service_name=f"com.amazonaws.{p.region}.ec2",
+            vpc_endpoint_type="Interface",
+            private_dns_enabled=True,
+            subnet_ids=splat(private, "id"),
+            security_group_ids=[endpoint_sg.id],
+            tags={"Name": f"{p.prefix}-ec2"},
+        )
+
+        # Typed outputs (lists for counted resources).
+        self.vpc_id: str = self.vpc.id
+        self.vpc_cidr: str = p.vpc_cidr
+        self.public_subnet_ids: list[str] = splat(public, "id")
+        self.private_subnet_ids: list[str] = splat(private, "id")
+        self.database_subnet_ids: list[str] = splat(database, "id")
+        self.nat_gateway_ids: list[str] = splat(nat, "id")
+        self.private_route_table_ids: list[str] = splat(private_rt, "id")

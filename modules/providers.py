@@ -1,0 +1,40 @@
+"""Provider configuration: real AWS by default, an AWS emulator when settings ask."""
+from __future__ import annotations
+
+from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
+from cdktf_cdktf_provider_random.provider import RandomProvider
+from constructs import Construct
+
+from .settings import Settings
+
+AWS_PROVIDER_VERSION = "5.100.0"
+
+# Every service the stack calls, by the provider's endpoint names.
+EMULATED_SERVICES = (
+    "acm", "autoscaling", "cloudwatch", "ec2", "elasticache", "elbv2", "iam", "kms", "logs",
+    "rds", "s3", "secretsmanager", "sns", "ssm", "sts",
+)
+
+
+def configure_providers(scope: Construct, settings: Settings) -> None:
+    """hashicorp/aws (with the settings' tags as default_tags) and hashicorp/random."""
+    common = dict(region=settings.region, default_tags=[AwsProviderDefaultTags(tags=settings.all_tags)])
+    emu = settings.emulator
+    if emu is None:
+        AwsProvider(scope, "aws", **common)
+    else:
+        AwsProvider(
+            scope, "aws",
+            **common,
+            access_key="emulator",
+            secret_key="emulator",
+            max_retries=emu.max_retries,
+            skip_credentials_validation=True,
+            skip_metadata_api_check="true",
+            skip_region_validation=True,
+            # false: group-referencing security group rules need the account id.
+            skip_requesting_account_id=False,
+            s3_use_path_style=True,
+            endpoints=[AwsProviderEndpoints(**{s: emu.endpoint for s in EMULATED_SERVICES})],
+        )
+    RandomProvider(scope, "random")

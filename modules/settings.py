@@ -1,0 +1,331 @@
+"""The one settings object the whole app reads.
+
+Settings load from a TOML file (one per environment, see README) or, with no
+file, from the defaults below, which synthesize a complete stack. Every field
+is validated before any construct is built; a bad value raises
+``SettingsError`` with one paragraph naming the field, the value and what is
+allowed.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+# CloudWatch Logs accepts only these retention periods (days; 0 = never expire
+# is not offered: production logs should expire).
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
+    1827, 2192, 2557, 2922, 3288, 3653,
+)
+
+# Major versions of the engines RDS offers, mapped to the parameter group family.
+DB_ENGINE_VERSIONS = {
+    "mysql": {"8.0": "mysql8.0", "8.4": "mysql8.4"},
+    "postgres": {
+        "14": "postgres14", "15": "postgres15", "16": "postgres16", "17": "postgres17",
+    },
+}
+DB_DEFAULT_VERSION = {"mysql": "8.0", "postgres": "16"}
+DB_PORT = {"mysql": 3306, "postgres": 5432}
+
+# Subnet layout inside the VPC CIDR: tier offsets in units of one subnet.
+# public = 0.., private = 8.., database = 16..; 8 slots per tier leave room
+# for up to 8 AZs without renumbering existing subnets.
+TIER_OFFSET = {"public": 0, "private": 8, "database": 16}
+SLOTS_NEEDED = 24
+
+_NAME = r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$"
+_SAFE_TEXT = r"^[^\x00-\x1f\"\\$`{}]*$"  # no control chars, quotes, $, backtick, braces
+
+Name = Annotated[str, Field(pattern=_NAME)]
+
+
+class SettingsError(ValueError):
+    """A settings value is not allowed. The message is one paragraph."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class EmulatorSettings(_Strict):
+    """Point the AWS provider at an AWS emulator (tests only; off by default)."""
+
+    endpoint: Annotated[str, Field(pattern=r"^http://(127\.0\.0\.1|localhost):[0-9]{1,5}$")]
+    """Base URL of the emulator, a loopback address only."""
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    """Provider retries; low, so an unimplemented call fails fast."""
+
+
+class Settings(_Strict):
+    """Everything a deployment may choose. Every field has a default."""
+
+    # --- identity -----------------------------------------------------------
+    name: Name = "mlflow"
+    """Short name; prefixes every AWS resource name."""
+    environment: Name = "dev"
+    """Environment name (dev, staging, prod, ...); part of every resource name."""
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")] = "us-east-1"
+    """AWS region."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    """Tags added to every resource (merged over Project/Environment/ManagedBy)."""
+
+    # --- networking ---------------------------------------------------------
+    az_count: Annotated[int, Field(ge=2, le=6)] = 2
+    """Number of availability zones (2 to 6); ignored when availability_zones is set."""
+    availability_zones: Optional[list[Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9][a-z]$")]]] = None
+    """Explicit AZ names (2 to 6, in the region). Default: the first az_count AZs of the region (a, b, c, ...)."""
+    vpc_cidr: str = "10.0.0.0/16"
+    """VPC IPv4 CIDR, /16 to /24."""
+    subnet_newbits: Annotated[int, Field(ge=5, le=8)] = 5
+    """Bits added to the VPC prefix for each subnet (5 gives /21 subnets in a /16)."""
+    nat_gateway_mode: Literal["per_az", "single"] = "per_az"
+    """One NAT gateway per AZ (resilient) or a single one (cheaper)."""
+
+    # --- compute ------------------------------------------------------------
+    instance_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] = "t3.medium"
+    """EC2 instance type of the MLflow servers (MLflow needs about 1 GiB)."""
+    asg_min_size: Annotated[int, Field(ge=1, le=50)] = 2
+    asg_desired_capacity: Annotated[int, Field(ge=1, le=50)] = 2
+    asg_max_size: Annotated[int, Field(ge=1, le=50)] = 4
+    mlflow_version: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")] = "3.17.2"
+    """MLflow release installed on the instances (PyPI version)."""
+    mlflow_workers: Annotated[int, Field(ge=0, le=32)] = 0
+    """MLflow server worker processes; 0 = decided at boot from the CPU count."""
+
+    # --- database -----------------------------------------------------------
+    db_engine: Literal["mysql", "postgres"] = "mysql"
+    db_engine_version: Optional[str] = None
+    """Major version; default 8.0 for mysql, 16 for postgres."""
+    db_instance_class: Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")] = "db.t3.small"
+    db_allocated_storage_gb: Annotated[int, Field(ge=20, le=65536)] = 20
+    db_max_allocated_storage_gb: Annotated[int, Field(ge=20, le=65536)] = 100
+    """Storage autoscaling ceiling; equal to allocated storage turns it off."""
+    db_multi_az: bool = True
+    db_backup_retention_days: Annotated[int, Field(ge=1, le=35)] = 7
+    db_password_version: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    """Bump to rotate the generated DB master password (RDS and SSM get a new one)."""
+    deletion_protection: bool = True
+    """Protects the database and the load balancer from deletion; also keeps a final DB snapshot."""
+
+    # --- cache --------------------------------------------------------------
+    redis_node_type: Annotated[str, Field(pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")] = "cache.t3.micro"
+    redis_num_nodes: Annotated[int, Field(ge=1, le=6)] = 2
+    """Primary plus replicas; 2 or more turns on automatic failover and Multi-AZ."""
+
+    # --- edge ---------------------------------------------------------------
+    certificate_arn: Optional[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$")]] = None
+    """ACM certificate for the HTTPS listener; with it, HTTP redirects to HTTPS."""
+    alb_allowed_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"])
+    """IPv4 CIDRs allowed to reach the load balancer on 80/443."""
+    ssh_allowed_cidrs: list[str] = Field(default_factory=list)
+    """IPv4 CIDRs allowed to SSH to the instances. Default none: use Session Manager."""
+    ssh_public_key: Optional[Annotated[str, Field(pattern=r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( [^\x00-\x1f\"\\$`{}]*)?$")]] = None
+    """Public key of the key pair. Default: the Terraform variable ssh_public_key."""
+
+    # --- operations ---------------------------------------------------------
+    alert_emails: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")]] = Field(default_factory=list)
+    """E-mail addresses subscribed to the alerts topic."""
+    log_retention_days: int = 30
+    """CloudWatch Logs retention; one of the values CloudWatch allows."""
+
+    emulator: Optional[EmulatorSettings] = None
+    """Tests only: send every AWS call to an emulator on loopback."""
+
+    # --- validators ---------------------------------------------------------
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: dict[str, str]) -> dict[str, str]:
+        for k, val in v.items():
+            if not re.fullmatch(r"[\w .:/=+@-]{1,128}", k) or k.lower().startswith("aws:"):
+                raise ValueError(f"tag key {k!r} must be 1-128 letters, digits, spaces or _.:/=+-@ and not start with aws:")
+            if not re.fullmatch(r"[\w .:/=+@-]{0,256}", val):
+                raise ValueError(f"tag value {val!r} (key {k!r}) must be 0-256 letters, digits, spaces or _.:/=+-@")
+        return v
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_cidr(cls, v: str) -> str:
+        net = _ipv4_network(v)
+        if not 16 <= net.prefixlen <= 24:
+            raise ValueError("must have a prefix length from /16 to /24")
+        if not net.is_private:
+            raise ValueError("must be a private (RFC 1918) range")
+        return v
+
+    @field_validator("alb_allowed_cidrs", "ssh_allowed_cidrs")
+    @classmethod
+    def _cidr_list(cls, v: list[str]) -> list[str]:
+        for c in v:
+            _ipv4_network(c)
+        if len(set(v)) != len(v):
+            raise ValueError("must not repeat a CIDR")
+        if len(v) > 20:
+            raise ValueError("must list at most 20 CIDRs")
+        return v
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        if v not in LOG_RETENTION_DAYS:
+            raise ValueError(f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> "Settings":
+        if not self.asg_min_size <= self.asg_desired_capacity <= self.asg_max_size:
+            raise _FieldError(
+                "asg_min_size/asg_desired_capacity/asg_max_size",
+                f"{self.asg_min_size}/{self.asg_desired_capacity}/{self.asg_max_size}",
+                "min <= desired <= max",
+            )
+        if self.db_engine_version is not None and self.db_engine_version not in DB_ENGINE_VERSIONS[self.db_engine]:
+            raise _FieldError(
+                "db_engine_version", self.db_engine_version,
+                f"for {self.db_engine}: one of {', '.join(DB_ENGINE_VERSIONS[self.db_engine])}",
+            )
+        if self.db_max_allocated_storage_gb < self.db_allocated_storage_gb:
+            raise _FieldError(
+                "db_max_allocated_storage_gb", self.db_max_allocated_storage_gb,
+                f"at least db_allocated_storage_gb ({self.db_allocated_storage_gb})",
+            )
+        if self.availability_zones is not None:
+            azs = self.availability_zones
+            if not 2 <= len(azs) <= 6 or len(set(azs)) != len(azs):
+                raise _FieldError("availability_zones", azs, "2 to 6 distinct AZ names")
+            wrong = [a for a in azs if a[:-1] != self.region]
+            if wrong:
+                raise _FieldError("availability_zones", azs, f"AZs of region {self.region} (e.g. {self.region}a)")
+        net = ipaddress.ip_network(self.vpc_cidr)
+        if net.prefixlen + self.subnet_newbits > 28:
+            raise _FieldError(
+                "subnet_newbits", self.subnet_newbits,
+                f"at most {28 - net.prefixlen} for vpc_cidr {self.vpc_cidr} (subnets can be no smaller than /28)",
+            )
+        return self
+
+    # --- derived values (one place) -----------------------------------------
+    @property
+    def prefix(self) -> str:
+        """Prefix of every AWS resource name: <name>-<environment>."""
+        return f"{self.name}-{self.environment}"
+
+    @property
+    def stack_name(self) -> str:
+        return self.prefix
+
+    @property
+    def azs(self) -> list[str]:
+        if self.availability_zones is not None:
+            return list(self.availability_zones)
+        return [f"{self.region}{chr(ord('a') + i)}" for i in range(self.az_count)]
+
+    @property
+    def nat_count(self) -> int:
+        return 1 if self.nat_gateway_mode == "single" else len(self.azs)
+
+    def subnet_cidrs(self, tier: str) -> list[str]:
+        """CIDRs of a tier (public, private, database), one per AZ, derived from vpc_cidr."""
+        subnets = list(ipaddress.ip_network(self.vpc_cidr).subnets(prefixlen_diff=self.subnet_newbits))
+        off = TIER_OFFSET[tier]
+        return [str(subnets[off + i]) for i in range(len(self.azs))]
+
+    @property
+    def engine_version(self) -> str:
+        return self.db_engine_version or DB_DEFAULT_VERSION[self.db_engine]
+
+    @property
+    def db_parameter_family(self) -> str:
+        return DB_ENGINE_VERSIONS[self.db_engine][self.engine_version]
+
+    @property
+    def db_port(self) -> int:
+        return DB_PORT[self.db_engine]
+
+    @property
+    def https(self) -> bool:
+        return self.certificate_arn is not None
+
+    @property
+    def ssm_prefix(self) -> str:
+        """SSM Parameter Store path of this deployment's parameters."""
+        return f"/{self.name}/{self.environment}"
+
+    @property
+    def log_group_names(self) -> dict[str, str]:
+        """The three CloudWatch log groups: MLflow server, nginx, system."""
+        return {k: f"/{self.name}/{self.environment}/{k}" for k in ("mlflow", "nginx", "system")}
+
+    @property
+    def all_tags(self) -> dict[str, str]:
+        """Tags merged from one place: defaults, then the user's tags."""
+        base = {"Project": self.name, "Environment": self.environment, "ManagedBy": "cdktf"}
+        return {**base, **self.tags}
+
+
+class _FieldError(ValueError):
+    def __init__(self, field: str, value: object, allowed: str):
+        super().__init__(f"{field}: {value!r} is not allowed; allowed: {allowed}.")
+        self.field, self.value, self.allowed = field, value, allowed
+
+
+def _ipv4_network(v: str) -> ipaddress.IPv4Network:
+    try:
+        net = ipaddress.ip_network(v, strict=True)
+    except ValueError as e:
+        raise ValueError(f"must be an IPv4 CIDR such as 10.0.0.0/16 with no host bits set ({e})") from None
+    if net.version != 4:
+        raise ValueError("must be an IPv4 CIDR")
+    return net
+
+
+def _one_paragraph(source: str, err: ValidationError) -> str:
+    parts = []
+    for e in err.errors(include_url=False):
+        loc = ".".join(str(p) for p in e["loc"]) or "(settings)"
+        ctx_err = (e.get("ctx") or {}).get("error")
+        if isinstance(ctx_err, _FieldError):
+            parts.append(str(ctx_err))
+            continue
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            allowed = "one of " + ", ".join(Settings.model_fields) if len(e["loc"]) == 1 else "see README"
+            parts.append(f"{loc}: unknown setting; allowed: {allowed}.")
+        else:
+            parts.append(f"{loc}: {e['input']!r} is not allowed; {msg}.")
+    return f"Invalid settings in {source}: " + " ".join(parts)
+
+
+def load_settings(path: Optional[Path] = None, **overrides: object) -> Settings:
+    """Load and validate settings from a TOML file (or the defaults when path is None).
+
+    Keyword overrides win over the file. Raises SettingsError with one paragraph.
+    """
+    data: dict[str, object] = {}
+    source = "the built-in defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise SettingsError(f"Settings file {path} does not exist.") from None
+        except tomllib.TOMLDecodeError as e:
+            raise SettingsError(f"Settings file {path} is not valid TOML: {e}.") from None
+    data.update(overrides)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        raise SettingsError(_one_paragraph(source, e)) from None
