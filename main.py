@@ -5,7 +5,8 @@
 
 One stack per settings file in settings/ (``mlflow-dev``, ``mlflow-prod``,
 ...), or one ``mlflow-dev`` stack from the built-in defaults when there is no
-file. ``MLFLOW_SETTINGS=path.toml`` synthesizes just that file.
+file. ``MLFLOW_SETTINGS=path.toml`` synthesizes just that file;
+``MLFLOW_SETTINGS_DIR`` points at another folder of settings files.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from modules.providers import configure_providers
 from modules.security import Security, SecurityProps
 from modules.settings import Settings, SettingsError, load_settings
 
-SETTINGS_DIR = Path(__file__).resolve().parent / "settings"
+SETTINGS_DIR = Path(os.environ.get("MLFLOW_SETTINGS_DIR", Path(__file__).resolve().parent / "settings"))
 
 
 class MlflowStack(AddressedStack):

@@ -191,6 +191,11 @@ class Settings(_Strict):
                 f"{self.asg_min_size}/{self.asg_desired_capacity}/{self.asg_max_size}",
                 "min <= desired <= max",
             )
+        if len(self.prefix) > 24:
+            raise _FieldError(
+                "name/environment", self.prefix,
+                "name and environment together at most 23 characters (load balancer names are limited to 32)",
+            )
         if self.db_engine_version is not None and self.db_engine_version not in DB_ENGINE_VERSIONS[self.db_engine]:
             raise _FieldError(
                 "db_engine_version", self.db_engine_version,

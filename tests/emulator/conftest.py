@@ -1,0 +1,167 @@
+"""Fixtures of the emulator tier: a private moto server per test, with the
+extensions of moto_extensions.py, on 127.0.0.1 and a free port, in its own
+process group, stopped by that group in a finalizer.
+
+Needs the terraform CLI and the offline provider mirror (tests/support.py);
+without them the tier skips, except under CI (``CI`` set), where it fails.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support import PLUGIN_MIRROR  # noqa: E402
+
+# Moto settings of the tier (environment of the server process):
+MOTO_ENV = {
+    # AttachRolePolicy of the AWS managed AmazonSSMManagedInstanceCore needs
+    # moto's copy of the AWS managed policies (off by default in moto).
+    "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+    # Stricter than moto's default, like AWS: an instance needs an AMI that
+    # exists (after resolve:ssm:) and a key pair that exists.
+    "MOTO_ENABLE_AMI_VALIDATION": "true",
+    "MOTO_ENABLE_KEYPAIR_VALIDATION": "true",
+}
+
+_RESULTS: list[dict] = []
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "emulator: deploys the whole stack with real terraform on a local moto server "
+        "(plan, apply, re-plan, destroy; minutes per configuration)",
+    )
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _RESULTS:
+        return
+    tr = terminalreporter
+    tr.section("emulator tier measurements")
+    for r in _RESULTS:
+        phases = ", ".join(f"{k} {v:.1f}s" for k, v in r["phases"].items())
+        tr.write_line(
+            f"{r['config']}: {r['resources']} resources; {phases}; total {r['total']:.1f}s; "
+            f"peak RSS moto {r['moto_rss_mb']:.0f} MiB, terraform+provider {r['terraform_rss_mb']:.0f} MiB"
+        )
+
+
+@pytest.fixture(scope="session")
+def emulator_tools():
+    problems = []
+    if not (shutil.which("terraform") or Path("/usr/local/bin/terraform").exists()):
+        problems.append("terraform CLI not found")
+    if not any(PLUGIN_MIRROR.glob("registry.terraform.io/hashicorp/aws/*")):
+        problems.append(f"no hashicorp/aws provider in the offline mirror {PLUGIN_MIRROR}")
+    try:
+        import moto  # noqa: F401
+        import cryptography  # noqa: F401
+    except ImportError as e:
+        problems.append(f"{e.name} not installed in the venv")
+    if problems:
+        message = "emulator tier unavailable: " + "; ".join(problems)
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class MotoServer:
+    pid: int
+    port: int
+    log: Path
+    proc: subprocess.Popen = field(repr=False)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def peak_rss_mb(self) -> float:
+        """Peak resident set size of the server so far (VmHWM), MiB."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
+
+    def client(self, service: str):
+        import boto3
+
+        return boto3.client(
+            service, endpoint_url=self.endpoint, region_name="us-east-1",
+            aws_access_key_id="emulator", aws_secret_access_key="emulator",
+        )
+
+
+def start_moto(log: Path, timeout: float = 60) -> MotoServer:
+    """Start the extended moto server in its own process group; wait until it answers."""
+    port = free_port()
+    env = {**os.environ, **MOTO_ENV, "PYTHONPATH": str(ROOT)}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.emulator.server", str(port)],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    server = MotoServer(pid=proc.pid, port=port, log=log, proc=proc)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"moto server exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server
+        except OSError:
+            time.sleep(0.2)
+    stop_moto(server)
+    raise RuntimeError(f"moto server did not listen on {port} within {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+def stop_moto(server: MotoServer) -> None:
+    """Stop the server's process group (its pid is the group id), SIGKILL after 10 s."""
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        server.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(server.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        server.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def moto_server(emulator_tools, tmp_path, request):
+    """A fresh extended moto server for one test."""
+    server = start_moto(tmp_path / "moto.log")
+    request.addfinalizer(lambda: stop_moto(server))
+    return server
+
+
+@pytest.fixture
+def record_emulator_result():
+    return _RESULTS.append

@@ -1,0 +1,430 @@
+"""Extensions of moto 5.2.5 that the emulator tier needs to deploy the stack.
+
+Each extension is one small function registered with ``@extension``. Its
+docstring names the AWS call that stock moto 5.2.5 lacks, or the fidelity gap
+(moto answers, but differently from AWS, so that Terraform fails or its second
+plan is not empty). ``apply()`` installs them all in the current process; the
+launcher (``server.py``) calls it before starting moto's server.
+
+Nothing here changes what the stack asks for: the extensions only make the
+emulator answer the way AWS answers.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+_EXTENSIONS: list[tuple[str, Callable[[], None]]] = []
+
+
+def extension(fn: Callable[[], None]) -> Callable[[], None]:
+    _EXTENSIONS.append((fn.__name__, fn))
+    return fn
+
+
+def apply() -> list[str]:
+    """Install every extension once; returns their names."""
+    names = []
+    for name, fn in _EXTENSIONS:
+        fn()
+        names.append(name)
+    return names
+
+
+def _add_action(response_cls: type, name: str, fn: Callable[..., Any]) -> None:
+    """Add a handler for a missing API action (moto dispatches on snake_case method names)."""
+    if hasattr(response_cls, name):
+        raise RuntimeError(f"{response_cls.__name__}.{name} exists in this moto; drop the extension")
+    fn.__name__ = name
+    setattr(response_cls, name, fn)
+
+
+# ---------------------------------------------------------------------------
+# ElastiCache
+# ---------------------------------------------------------------------------
+
+
+@extension
+def elasticache_cache_parameter_groups() -> None:
+    """ElastiCache CreateCacheParameterGroup, DescribeCacheParameterGroups,
+    ModifyCacheParameterGroup, ResetCacheParameterGroup, DeleteCacheParameterGroup
+    and DescribeCacheParameters are not implemented in moto 5.2.5 (HTTP 500).
+    Needed by aws_elasticache_parameter_group. Only user-set parameters are
+    kept (the provider reads back ``Source=user`` only); their tags go through
+    moto's tagging service, whose ARN pattern gains ``parametergroup``.
+    """
+    import re
+
+    from moto.core.exceptions import ServiceException
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.elasticache.models import ElastiCacheBackend
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    class NotFound(ServiceException):
+        code = "CacheParameterGroupNotFound"
+
+    class AlreadyExists(ServiceException):
+        code = "CacheParameterGroupAlreadyExists"
+
+    class InUse(ServiceException):
+        code = "InvalidCacheParameterGroupState"
+
+    original_init = ElastiCacheBackend.__init__
+
+    def __init__(self: Any, region_name: str, account_id: str) -> None:
+        original_init(self, region_name, account_id)
+        self.cache_parameter_groups = {}
+        self.arn_regex = re.compile(
+            r"^arn:aws:elasticache:.*:[0-9]*:(cluster|snapshot|subnetgroup|replicationgroup|user|parametergroup):.*$"
+        )
+
+    ElastiCacheBackend.__init__ = __init__
+
+    def _group(backend: Any, name: str) -> dict:
+        if name not in backend.cache_parameter_groups:
+            raise NotFound(f"CacheParameterGroup {name} not found.")
+        return backend.cache_parameter_groups[name]
+
+    def _public(group: dict) -> dict:
+        return {k: v for k, v in group.items() if k != "Parameters"}
+
+    def create_cache_parameter_group(self: Any) -> ActionResult:
+        b = self.elasticache_backend
+        name = self._get_param("CacheParameterGroupName")
+        if name in b.cache_parameter_groups:
+            raise AlreadyExists(f"Parameter group {name} already exists.")
+        arn = f"arn:aws:elasticache:{self.region}:{self.current_account}:parametergroup:{name}"
+        group = {
+            "CacheParameterGroupName": name,
+            "CacheParameterGroupFamily": self._get_param("CacheParameterGroupFamily"),
+            "Description": self._get_param("Description"),
+            "IsGlobal": False,
+            "ARN": arn,
+            "Parameters": {},
+        }
+        b.cache_parameter_groups[name] = group
+        tags = self._get_param("Tags", [])
+        if tags:
+            b.tagging_service.tag_resource(arn, tags)
+        return ActionResult({"CacheParameterGroup": _public(group)})
+
+    def describe_cache_parameter_groups(self: Any) -> ActionResult:
+        b = self.elasticache_backend
+        name = self._get_param("CacheParameterGroupName")
+        groups = [_group(b, name)] if name else list(b.cache_parameter_groups.values())
+        return ActionResult({"CacheParameterGroups": [_public(g) for g in groups]})
+
+    def modify_cache_parameter_group(self: Any) -> ActionResult:
+        group = _group(self.elasticache_backend, self._get_param("CacheParameterGroupName"))
+        for p in self._get_param("ParameterNameValues", []):
+            group["Parameters"][p["ParameterName"]] = p["ParameterValue"]
+        return ActionResult({"CacheParameterGroupName": group["CacheParameterGroupName"]})
+
+    def reset_cache_parameter_group(self: Any) -> ActionResult:
+        group = _group(self.elasticache_backend, self._get_param("CacheParameterGroupName"))
+        if self._get_bool_param("ResetAllParameters"):
+            group["Parameters"].clear()
+        for p in self._get_param("ParameterNameValues", []):
+            group["Parameters"].pop(p["ParameterName"], None)
+        return ActionResult({"CacheParameterGroupName": group["CacheParameterGroupName"]})
+
+    def delete_cache_parameter_group(self: Any) -> ActionResult:
+        b = self.elasticache_backend
+        name = self._get_param("CacheParameterGroupName")
+        group = _group(b, name)
+        users = [r for r in b.replication_groups.values() if r.cache_parameter_group_name == name]
+        if users:  # AWS refuses to delete a group in use
+            raise InUse(f"Parameter group {name} is in use by {users[0].replication_group_id}.")
+        del b.cache_parameter_groups[name]
+        b.tagging_service.delete_all_tags_for_resource(group["ARN"])
+        return EmptyResult()
+
+    def describe_cache_parameters(self: Any) -> ActionResult:
+        group = _group(self.elasticache_backend, self._get_param("CacheParameterGroupName"))
+        source = self._get_param("Source")
+        params = [] if source not in (None, "user") else [
+            {"ParameterName": k, "ParameterValue": v, "Source": "user", "DataType": "string",
+             "IsModifiable": True, "ChangeType": "immediate"}
+            for k, v in sorted(group["Parameters"].items())
+        ]
+        return ActionResult({"Parameters": params})
+
+    for fn in (create_cache_parameter_group, describe_cache_parameter_groups, modify_cache_parameter_group,
+               reset_cache_parameter_group, delete_cache_parameter_group, describe_cache_parameters):
+        _add_action(ElastiCacheResponse, fn.__name__, fn)
+
+
+@extension
+def elasticache_delete_cache_subnet_group() -> None:
+    """ElastiCache DeleteCacheSubnetGroup is not implemented in moto 5.2.5 (HTTP
+    500), so destroying aws_elasticache_subnet_group fails. Refuses, like AWS,
+    while a replication group still uses the subnet group.
+    """
+    from moto.core.exceptions import ServiceException
+    from moto.core.responses import EmptyResult
+    from moto.elasticache.exceptions import CacheSubnetGroupNotFound
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    class InUse(ServiceException):
+        code = "CacheSubnetGroupInUse"
+
+    def delete_cache_subnet_group(self: Any) -> EmptyResult:
+        b = self.elasticache_backend
+        name = self._get_param("CacheSubnetGroupName")
+        if name not in b.cache_subnet_groups:
+            raise CacheSubnetGroupNotFound(name)
+        users = [r for r in b.replication_groups.values() if r.cache_subnet_group_name == name]
+        if users:
+            raise InUse(f"Cache subnet group {name} is currently in use by a replication group.")
+        group = b.cache_subnet_groups.pop(name)
+        b.tagging_service.delete_all_tags_for_resource(group.arn)
+        return EmptyResult()
+
+    _add_action(ElastiCacheResponse, "delete_cache_subnet_group", delete_cache_subnet_group)
+
+
+@extension
+def elasticache_replication_group_members() -> None:
+    """moto 5.2.5 CreateReplicationGroup ignores NumCacheClusters (a cluster-mode-
+    disabled group always gets one member, so the second plan wants 2 again),
+    creates no member cache clusters (the provider reads engine version,
+    parameter group, security groups, windows and encryption flags from
+    DescribeCacheClusters of the first member), and DeleteReplicationGroup only
+    marks the group "deleting" forever (the provider waits until it is gone).
+    This creates the NumCacheClusters members as cache clusters carrying the
+    group's settings, and deletes group and members on DeleteReplicationGroup.
+    """
+    from moto.elasticache.models import CacheCluster, ElastiCacheBackend
+
+    original_create = ElastiCacheBackend.create_replication_group
+    original_delete = ElastiCacheBackend.delete_replication_group
+
+    def create_replication_group(self: Any, **kw: Any) -> Any:
+        group = original_create(self, **kw)
+        wanted = kw.get("num_cache_clusters") or 1
+        if group.cluster_mode != "enabled" and not kw.get("replicas_per_node_group") and not kw.get("num_node_groups"):
+            node_group = group.node_groups[0]
+            members = node_group["node_group_members"]
+            azs = kw.get("preferred_cache_cluster_azs") or []
+            for r in range(len(members), wanted):
+                cid = f"{group.replication_group_id}-{r + 1:03}"
+                template = dict(members[0])
+                template.update(
+                    cache_cluster_id=cid,
+                    current_role="replica",
+                    preferred_availability_zone=azs[r] if r < len(azs) else f"{self.region_name}{'abcdef'[r % 6]}",
+                    read_endpoint={"address": members[0]["read_endpoint"]["address"].replace(
+                        members[0]["cache_cluster_id"], cid), "port": group.port},
+                )
+                members.append(template)
+                group.member_clusters.append(cid)
+            if len(group.member_clusters) > 1:
+                group.snapshotting_cluster_id = group.member_clusters[1] if group.snapshot_retention_limit else None
+        for member in group.node_groups[0]["node_group_members"]:
+            cluster = CacheCluster(
+                account_id=self.account_id, region_name=self.region_name,
+                cache_cluster_id=member["cache_cluster_id"], cache_node_type=group.cache_node_type,
+                replication_group_id=group.replication_group_id, az_mode="single-az",
+                preferred_availability_zone=member.get("preferred_availability_zone"), num_cache_nodes=1,
+                engine=group.engine, engine_version=_full_redis_version(group.engine_version),
+                cache_parameter_group_name=group.cache_parameter_group_name,
+                cache_subnet_group_name=group.cache_subnet_group_name,
+                transit_encryption_enabled=group.transit_encryption_enabled,
+                network_type=group.network_type, ip_discovery=group.ip_discovery, snapshot_name=None,
+                preferred_maintenance_window=group.preferred_maintenance_window or "sun:05:00-sun:06:00",
+                port=group.port, notification_topic_arn=group.notification_topic_arn,
+                auto_minor_version_upgrade=group.auto_minor_version_upgrade,
+                snapshot_retention_limit=group.snapshot_retention_limit, snapshot_window=group.snapshot_window,
+                auth_token=None, outpost_mode=None, preferred_outpost_arn=None, preferred_availability_zones=None,
+                cache_security_group_names=None, security_group_ids=group.security_group_ids, tags=None,
+                snapshot_arns=None, preferred_outpost_arns=None, log_delivery_configurations=[],
+                cache_node_ids_to_remove=None, cache_node_ids_to_reboot=None,
+            )
+            # Shapes of DescribeCacheClusters that CacheCluster does not carry.
+            cluster.cache_parameter_group = {
+                "CacheParameterGroupName": group.cache_parameter_group_name or "default.redis7",
+                "ParameterApplyStatus": "in-sync",
+            }
+            cluster.security_groups = [{"SecurityGroupId": s, "Status": "active"} for s in group.security_group_ids or []]
+            cluster.at_rest_encryption_enabled = group.at_rest_encryption_enabled
+            cluster.transit_encryption_mode = group.transit_encryption_mode or (
+                "required" if group.transit_encryption_enabled else None)
+            self.cache_clusters[cluster.cache_cluster_id] = cluster
+        group.member_cluster_objects = list(group.member_clusters)
+        return group
+
+    def delete_replication_group(self: Any, replication_group_id: str, retain_primary_cluster: Any) -> Any:
+        group = original_delete(self, replication_group_id, retain_primary_cluster)
+        for cid in getattr(group, "member_cluster_objects", []):
+            self.cache_clusters.pop(cid, None)
+        self.replication_groups.pop(replication_group_id, None)
+        self.tagging_service.delete_all_tags_for_resource(group.arn)
+        return group
+
+    ElastiCacheBackend.create_replication_group = create_replication_group
+    ElastiCacheBackend.delete_replication_group = delete_replication_group
+
+
+def _full_redis_version(version: str | None) -> str:
+    """AWS reports the full engine version (7.1.0) for a requested 7.1."""
+    if not version:
+        return "7.1.0"
+    return version if version.count(".") >= 2 else f"{version}.0"
+
+
+# ---------------------------------------------------------------------------
+# Auto Scaling
+# ---------------------------------------------------------------------------
+
+
+@extension
+def autoscaling_notification_configurations() -> None:
+    """Auto Scaling PutNotificationConfiguration, DescribeNotificationConfigurations
+    and DeleteNotificationConfiguration are not implemented in moto 5.2.5 (HTTP
+    500). Needed by aws_autoscaling_notification. Deleting a group drops its
+    configurations, as in AWS.
+    """
+    from moto.autoscaling.exceptions import ValidationError
+    from moto.autoscaling.models import AutoScalingBackend
+    from moto.autoscaling.responses import AutoScalingResponse
+    from moto.core.responses import ActionResult, EmptyResult
+
+    def _store(backend: Any) -> dict:
+        if not hasattr(backend, "notification_configurations"):
+            backend.notification_configurations = {}  # (group, topic) -> [types]
+        return backend.notification_configurations
+
+    def put_notification_configuration(self: Any) -> EmptyResult:
+        b = self.autoscaling_backend
+        group = self._get_param("AutoScalingGroupName")
+        if group not in b.autoscaling_groups:
+            raise ValidationError(f"AutoScalingGroup name not found - {group}")
+        _store(b)[(group, self._get_param("TopicARN"))] = list(self._get_param("NotificationTypes", []))
+        return EmptyResult()
+
+    def describe_notification_configurations(self: Any) -> ActionResult:
+        names = self._get_param("AutoScalingGroupNames", [])
+        configs = [
+            {"AutoScalingGroupName": g, "TopicARN": t, "NotificationType": n}
+            for (g, t), types in sorted(_store(self.autoscaling_backend).items())
+            if not names or g in names
+            for n in types
+        ]
+        return ActionResult({"NotificationConfigurations": configs})
+
+    def delete_notification_configuration(self: Any) -> EmptyResult:
+        key = (self._get_param("AutoScalingGroupName"), self._get_param("TopicARN"))
+        _store(self.autoscaling_backend).pop(key, None)
+        return EmptyResult()
+
+    for fn in (put_notification_configuration, describe_notification_configurations,
+               delete_notification_configuration):
+        _add_action(AutoScalingResponse, fn.__name__, fn)
+
+    original_delete = AutoScalingBackend.delete_auto_scaling_group
+
+    def delete_auto_scaling_group(self: Any, group_name: str) -> None:
+        original_delete(self, group_name)
+        store = _store(self)
+        for key in [k for k in store if k[0] == group_name]:
+            del store[key]
+
+    AutoScalingBackend.delete_auto_scaling_group = delete_auto_scaling_group
+
+
+# ---------------------------------------------------------------------------
+# EC2
+# ---------------------------------------------------------------------------
+
+
+@extension
+def ec2_resolve_ssm_image_id() -> None:
+    """AWS resolves an ImageId of the form ``resolve:ssm:<parameter>`` (used by the
+    launch template) from Parameter Store when it launches an instance; moto
+    5.2.5 stores the literal string as the instance's ImageId. This resolves it
+    from moto's SSM store (which holds the public AMI parameters), and fails
+    like AWS when the parameter does not exist.
+    """
+    from moto.ec2.exceptions import InvalidAMIIdError
+    from moto.ec2.models import EC2Backend
+    from moto.ssm.models import ssm_backends
+
+    original = EC2Backend.run_instances
+
+    def run_instances(self: Any, image_id: str, *args: Any, **kwargs: Any) -> Any:
+        if image_id and image_id.startswith("resolve:ssm:"):
+            param = ssm_backends[self.account_id][self.region_name].get_parameter(image_id[len("resolve:ssm:"):])
+            if param is None:
+                raise InvalidAMIIdError(image_id)
+            image_id = param.value
+        return original(self, image_id, *args, **kwargs)
+
+    EC2Backend.run_instances = run_instances
+
+
+@extension
+def ec2_group_rule_descriptions() -> None:
+    """moto 5.2.5 stores the description of a rule that references another
+    security group in the group pair (UserIdGroupPairs[].Description) but
+    DescribeSecurityGroupRules reports a rule's Description from its CIDR range
+    only, so every group-referencing aws_vpc_security_group_*_rule reads back
+    without its description and the second plan wants to add it again.
+    """
+    from moto.ec2.models.security_groups import SecurityGroupRule
+
+    def description(self: Any) -> str | None:
+        return self.ip_range.get("Description") or (self.source_group or {}).get("Description")
+
+    SecurityGroupRule.description = property(description)
+
+
+@extension
+def ec2_launch_template_resource_tags() -> None:
+    """CreateLaunchTemplate's TagSpecifications tag the launch template itself
+    (ResourceType launch-template). moto 5.2.5 also copies them into the
+    template's LaunchTemplateData.TagSpecifications, where AWS does not allow
+    that resource type, so the provider reads back an extra tag_specifications
+    block (the provider's default tags) and the second plan wants a new
+    template version. This drops launch-template entries from the template data.
+    """
+    from moto.ec2.models import EC2Backend
+
+    original = EC2Backend.create_launch_template
+
+    def create_launch_template(self: Any, name: str, description: str, template_data: dict, *args: Any, **kwargs: Any) -> Any:
+        specs = template_data.get("TagSpecifications")
+        if specs:
+            kept = [s for s in specs if s.get("ResourceType") != "launch-template"]
+            if kept:
+                template_data["TagSpecifications"] = kept
+            else:
+                del template_data["TagSpecifications"]
+        return original(self, name, description, template_data, *args, **kwargs)
+
+    EC2Backend.create_launch_template = create_launch_template
+
+
+# ---------------------------------------------------------------------------
+# RDS
+# ---------------------------------------------------------------------------
+
+
+@extension
+def rds_user_parameter_source() -> None:
+    """moto 5.2.5 DescribeDBParameters returns the parameters set with
+    Create/ModifyDBParameterGroup without ``Source`` and ignores the Source
+    filter. The provider keeps only parameters whose Source is ``user`` (or
+    ``system`` ones named in the configuration), so it reads back none and the
+    second plan wants to add the parameter again. Parameters set through the
+    API are user parameters in AWS: this marks them so.
+    """
+    from moto.rds.models import DBParameterGroup
+
+    original = DBParameterGroup.update_parameters
+
+    def update_parameters(self: Any, new_parameters: Any) -> None:
+        new_parameters = list(new_parameters)
+        original(self, new_parameters)
+        for p in new_parameters:
+            self.parameters[p["ParameterName"]]["Source"] = "user"
+
+    DBParameterGroup.update_parameters = update_parameters

@@ -1,0 +1,346 @@
+"""Start and stop the local stand-ins of the runtime tier.
+
+Every server runs in its own process group (``start_new_session``) so that
+stopping it kills its children too (uvicorn workers, nginx workers), and only
+those: nothing here looks processes up by name.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Sequence
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+MARIADB_BIN = Path("/usr/sbin/mariadbd")
+NGINX_BIN = shutil.which("nginx") or "/usr/sbin/nginx"
+DB_NAME = "mlflow"
+DB_USER = "mlflow"
+# URL-special characters on purpose: the launcher must quote them. No quote or
+# backslash, so it can go into SQL string literals verbatim.
+DB_PASSWORD = "Runtime-p@ss:w/rd%25+&=?#x"
+
+
+def missing_tools() -> list[str]:
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("not root (PostgreSQL runs as the postgres user)")
+    for tool in ("nginx", "shellcheck", "openssl", "mariadb", "mariadb-install-db"):
+        if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists():
+            problems.append(f"{tool} not installed")
+    if not MARIADB_BIN.exists():
+        problems.append(f"{MARIADB_BIN} missing")
+    if not (PG_BIN / "postgres").exists():
+        problems.append(f"PostgreSQL 15 missing ({PG_BIN})")
+    try:
+        import pwd
+
+        pwd.getpwnam("postgres")
+    except KeyError:
+        problems.append("no postgres user")
+    return problems
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return f"(no {path})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def http_status(url: str, headers: Optional[Mapping[str, str]] = None, timeout: float = 5) -> int:
+    """Status code of a GET, 0 when nothing answers."""
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            return reply.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return 0
+
+
+def port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Service:
+    """A process started in a new process group, logging to a file."""
+
+    def __init__(self, name: str, argv: Sequence[str], log: Path, *,
+                 env: Optional[Mapping[str, str]] = None, cwd: Optional[Path] = None,
+                 user: Optional[str] = None, stop_signal: int = signal.SIGTERM):
+        self.name, self.argv, self.log = name, list(argv), Path(log)
+        self.env, self.cwd, self.user, self.stop_signal = env, cwd, user, stop_signal
+        self.proc: Optional[subprocess.Popen] = None
+
+    @property
+    def pgid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid  # leader of its own session and group
+
+    def start(self) -> "Service":
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                env=dict(self.env) if self.env is not None else None,
+                cwd=self.cwd, user=self.user, start_new_session=True,
+            )
+        return self
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def group_pids(self) -> list[int]:
+        """Live processes of the group (zombies excluded)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[2]) == self.pgid and fields[0] != "Z":
+                pids.append(int(entry.name))
+        return pids
+
+    def stop(self, timeout: float = 15) -> None:
+        """Signal the whole group, then SIGKILL what is left of it."""
+        if self.proc is None:
+            return
+        for sig, wait in ((self.stop_signal, timeout), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(self.pgid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                self.proc.poll()
+                if not self.group_pids():
+                    break
+                time.sleep(0.1)
+            else:
+                continue
+            break
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            pass
+
+    def describe(self) -> str:
+        code = None if self.proc is None else self.proc.poll()
+        return f"{self.name} (exit code {code}); log {self.log}:\n{tail(self.log)}"
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float,
+               service: Optional[Service] = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if service is not None and not service.running():
+            raise AssertionError(f"{what}: {service.name} exited\n{service.describe()}")
+        time.sleep(0.2)
+    detail = f"\n{service.describe()}" if service is not None else ""
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+
+
+def run(argv: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(argv, capture_output=True, text=True, **kwargs)
+    if result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(map(str, argv))} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+# --- TLS ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TLS:
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+
+
+def make_tls(directory: Path) -> TLS:
+    """A CA and a server certificate for 127.0.0.1/localhost, valid two days."""
+    directory.mkdir(mode=0o755)
+    d = str(directory)
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=mlflow runtime test CA", "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.crt",
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+    run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+         "-keyout", f"{d}/server.key", "-out", f"{d}/server.csr"])
+    (directory / "server.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid,issuer\n"
+    )
+    run(["openssl", "x509", "-req", "-in", f"{d}/server.csr", "-CA", f"{d}/ca.crt",
+         "-CAkey", f"{d}/ca.key", "-CAcreateserial", "-days", "2",
+         "-extfile", f"{d}/server.ext", "-out", f"{d}/server.crt"])
+    (directory / "ca.crt").chmod(0o644)
+    (directory / "server.crt").chmod(0o644)
+    return TLS(directory / "ca.crt", directory / "server.crt", directory / "server.key")
+
+
+# --- moto (S3 and SSM) -----------------------------------------------------------
+
+class Moto:
+    def __init__(self, log: Path):
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.service = Service("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                                        "-p", str(self.port)], log)
+
+    def start(self) -> None:
+        self.service.start()
+        wait_until(lambda: http_status(f"{self.endpoint}/moto-api/") == 200,
+                   "moto server", 60, self.service)
+
+    def stop(self) -> None:
+        self.service.stop()
+
+    def client(self, name: str):
+        import boto3
+
+        return boto3.client(name, endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+# --- databases -------------------------------------------------------------------
+
+class Database:
+    engine = ""
+
+    def __init__(self, directory: Path, tls: TLS):
+        self.dir = directory
+        self.tls = tls
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.name, self.user, self.password = DB_NAME, DB_USER, DB_PASSWORD
+        self.service: Optional[Service] = None
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.stop()
+
+
+class Postgres(Database):
+    """PostgreSQL 15 as the postgres user; TCP only with TLS (hostssl), scram."""
+
+    engine = "postgres"
+
+    def start(self) -> None:
+        import pwd
+
+        pg = pwd.getpwnam("postgres")
+        self.dir.mkdir(mode=0o700)
+        os.chown(self.dir, pg.pw_uid, pg.pw_gid)
+        data, sock = self.dir / "data", self.dir
+        for name, src in (("server.crt", self.tls.server_cert), ("server.key", self.tls.server_key)):
+            shutil.copy(src, self.dir / name)
+            os.chown(self.dir / name, pg.pw_uid, pg.pw_gid)
+            (self.dir / name).chmod(0o600)
+        env = {"PATH": f"{PG_BIN}:/usr/bin:/bin", "HOME": str(self.dir), "LANG": "C.UTF-8"}
+        run([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8",
+             "--locale=C", "--auth-local=trust", "--auth-host=reject", "--no-sync"],
+            user="postgres", env=env, cwd=self.dir)
+        with open(data / "postgresql.conf", "a") as conf:
+            conf.write(
+                f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
+                f"unix_socket_directories = '{sock}'\n"
+                f"ssl = on\nssl_cert_file = '{self.dir}/server.crt'\n"
+                f"ssl_key_file = '{self.dir}/server.key'\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+            )
+        # Only the postgres superuser over the socket; everyone else TLS + password.
+        (data / "pg_hba.conf").write_text(
+            "local all postgres trust\n"
+            "hostssl all all 127.0.0.1/32 scram-sha-256\n"
+        )
+        self.service = Service("postgres", [str(PG_BIN / "postgres"), "-D", str(data)],
+                               self.dir / "postgres.log", env=env, cwd=self.dir,
+                               user="postgres", stop_signal=signal.SIGINT)
+        self.service.start()
+        wait_until(lambda: subprocess.run(
+            [str(PG_BIN / "pg_isready"), "-q", "-h", str(sock), "-p", str(self.port)]
+        ).returncode == 0, "PostgreSQL", 60, self.service)
+
+        import psycopg2
+        from psycopg2 import sql
+
+        conn = psycopg2.connect(host=str(sock), port=self.port, user="postgres", dbname="postgres")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(self.user), sql.Literal(self.password)))
+            cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(self.name), sql.Identifier(self.user)))
+        conn.close()
+
+
+class MariaDB(Database):
+    """MariaDB 10.11 (the MySQL stand-in) with its own datadir; TLS required."""
+
+    engine = "mysql"
+
+    def start(self) -> None:
+        self.dir.mkdir(mode=0o700)
+        data = self.dir / "data"
+        self.socket = self.dir / "mysqld.sock"
+        cnf = self.dir / "my.cnf"
+        cnf.write_text(
+            "[mysqld]\n"
+            f"datadir={data}\nport={self.port}\nbind-address=127.0.0.1\n"
+            f"socket={self.socket}\npid-file={self.dir}/mysqld.pid\n"
+            f"log-error={self.dir}/error.log\nuser=root\n"
+            f"ssl-ca={self.tls.ca_cert}\nssl-cert={self.tls.server_cert}\n"
+            f"ssl-key={self.tls.server_key}\nrequire-secure-transport=ON\n"
+            "skip-name-resolve\nskip-log-bin\ninnodb-buffer-pool-size=64M\n"
+            "innodb-flush-log-at-trx-commit=0\ninnodb-doublewrite=0\n"
+            "character-set-server=utf8mb4\ncollation-server=utf8mb4_general_ci\n"
+            "[client]\n"
+            f"socket={self.socket}\nuser=root\n"
+        )
+        run(["mariadb-install-db", f"--defaults-file={cnf}", "--auth-root-authentication-method=socket",
+             "--skip-test-db", "--user=root"], cwd=self.dir)
+        self.service = Service("mariadb", [str(MARIADB_BIN), f"--defaults-file={cnf}"],
+                               self.dir / "mariadbd.out", cwd=self.dir)
+        self.service.start()
+        client = ["mariadb", f"--defaults-file={cnf}"]
+        wait_until(lambda: subprocess.run(client + ["-e", "SELECT 1"], capture_output=True
+                                          ).returncode == 0, "MariaDB", 60, self.service)
+        run(client, input=(
+            f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4;\n"
+            f"CREATE USER '{self.user}'@'%' IDENTIFIED BY '{self.password}' REQUIRE SSL;\n"
+            f"GRANT ALL PRIVILEGES ON `{self.name}`.* TO '{self.user}'@'%';\n"
+        ))
+
+    def describe(self) -> str:
+        return tail(self.dir / "error.log")

@@ -1,0 +1,104 @@
+"""Shared test helpers: synthesize a configuration once, and run real Terraform on it."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import modules  # noqa: F401  (Node 22 + lazy provider import before cdktf loads)
+from cdktf import Testing
+
+from main import MlflowStack
+from modules.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN_MIRROR = Path(os.environ.get("MLFLOW_TF_PLUGIN_MIRROR", "/opt/tf-plugins"))
+
+# The hashicorp/random provider cannot be downloaded on these machines and the
+# offline mirror holds only hashicorp/aws. So Terraform-facing tests run on a
+# copy of the synthesized JSON in which random_id.bucket_suffix is removed and
+# every reference to its hex is replaced by this fixed value. Nothing else
+# changes, and the product's JSON (cdktf.out) keeps random_id.
+RANDOM_SUFFIX_STANDIN = "0a1b2c3d"
+
+# The second configuration of the issues: postgres, 3 AZs, single NAT, HTTPS.
+SECOND_CONFIG: dict[str, Any] = {
+    "environment": "second",
+    "db_engine": "postgres",
+    "az_count": 3,
+    "nat_gateway_mode": "single",
+    "certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000",
+}
+
+
+def settings_for(**overrides: Any) -> Settings:
+    return load_settings(None, **overrides)
+
+
+def synth_json(settings: Settings) -> dict:
+    """Synthesize one stack in memory (with the stack's address validations)."""
+    return json.loads(synth_text(settings))
+
+
+@functools.lru_cache(maxsize=None)
+def _synth_cached(settings_json: str) -> str:
+    s = Settings.model_validate_json(settings_json)
+    app = Testing.app()
+    stack = MlflowStack(app, s)
+    return Testing.synth(stack, run_validations=True)
+
+
+def synth_text(settings: Settings) -> str:
+    """Synthesized JSON text; each distinct configuration is synthesized once per session."""
+    return _synth_cached(settings.model_dump_json())
+
+
+def terraform_copy(stack_json: dict, workdir: Path, *, keep_backend: bool = False) -> Path:
+    """Write the Terraform-facing copy of a stack into workdir (see RANDOM_SUFFIX_STANDIN)."""
+    text = json.dumps(stack_json).replace("${random_id.bucket_suffix.hex}", RANDOM_SUFFIX_STANDIN)
+    data = json.loads(text)
+    data["resource"].pop("random_id")
+    data["terraform"]["required_providers"].pop("random")
+    data["provider"].pop("random")
+    if not keep_backend:
+        data["terraform"].pop("backend", None)
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "main.tf.json"
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+def terraform_env(workdir: Path) -> dict[str, str]:
+    """Environment for the terraform CLI: offline provider mirror only, no prompts."""
+    rc = workdir / "terraformrc"
+    rc.write_text(
+        'provider_installation {\n'
+        f'  filesystem_mirror {{\n    path = "{PLUGIN_MIRROR}"\n    include = ["registry.terraform.io/*/*"]\n  }}\n'
+        '}\n'
+    )
+    env = dict(os.environ)
+    env.update({
+        "TF_CLI_CONFIG_FILE": str(rc),
+        "TF_IN_AUTOMATION": "1",
+        "TF_INPUT": "0",
+        "CHECKPOINT_DISABLE": "1",
+        "TF_PLUGIN_CACHE_DIR": "",
+    })
+    return env
+
+
+def terraform(workdir: Path, *args: str, env: dict[str, str] | None = None, check: bool = True,
+              timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the real terraform CLI in workdir (pass -no-color yourself where the command takes it)."""
+    exe = shutil.which("terraform") or "/usr/local/bin/terraform"
+    proc = subprocess.run(
+        [exe, *args], cwd=workdir, env=env or terraform_env(workdir),
+        capture_output=True, text=True, timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"terraform {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc

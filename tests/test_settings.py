@@ -1,0 +1,107 @@
+"""Settings: defaults, files, and clear one-paragraph errors that write nothing."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from modules.settings import Settings, SettingsError, load_settings
+from tests.support import ROOT
+
+
+def error_of(**overrides) -> str:
+    with pytest.raises(SettingsError) as e:
+        load_settings(None, **overrides)
+    return str(e.value)
+
+
+def test_defaults_are_complete_and_valid():
+    s = load_settings(None)
+    assert s.stack_name == "mlflow-dev"
+    assert s.azs == ["us-east-1a", "us-east-1b"]
+    assert s.nat_count == 2 and s.db_port == 3306 and s.db_parameter_family == "mysql8.0"
+    assert s.ssh_allowed_cidrs == [] and s.alb_allowed_cidrs == ["0.0.0.0/0"]
+
+
+def test_every_field_has_a_default_and_a_description():
+    for name, field in Settings.model_fields.items():
+        assert not field.is_required(), name
+
+
+@pytest.mark.parametrize("overrides,field,value", [
+    ({"az_count": 7}, "az_count", "7"),
+    ({"asg_min_size": 5, "asg_max_size": 3, "asg_desired_capacity": 4}, "asg_min_size", "5/4/3"),
+    ({"vpc_cidr": "10.0.0.0/33"}, "vpc_cidr", "10.0.0.0/33"),
+    ({"vpc_cidr": "10.0.0.1/16"}, "vpc_cidr", "10.0.0.1/16"),
+    ({"db_engine": "oracle"}, "db_engine", "oracle"),
+    ({"db_engine_version": "5.7"}, "db_engine_version", "5.7"),
+    ({"alb_allowed_cidrs": ["not-a-cidr"]}, "alb_allowed_cidrs", "not-a-cidr"),
+    ({"log_retention_days": 2}, "log_retention_days", "2"),
+    ({"availability_zones": ["eu-west-1a", "eu-west-1b"]}, "availability_zones", "eu-west-1a"),
+    ({"name": 'ml"flow'}, "name", 'ml"flow'),
+    ({"nat_gateway_mode": "none"}, "nat_gateway_mode", "none"),
+    ({"alert_emails": ["nobody"]}, "alert_emails", "nobody"),
+    ({"subnet_newbits": 8, "vpc_cidr": "10.0.0.0/24"}, "subnet_newbits", "8"),
+])
+def test_bad_values_name_the_field_the_value_and_what_is_allowed(overrides, field, value):
+    msg = error_of(**overrides)
+    assert field in msg and value in msg, msg
+    assert "allowed" in msg.lower() or "must" in msg.lower() or "expected" in msg.lower() or "should" in msg.lower()
+    assert "\n" not in msg, "one paragraph"
+
+
+def test_unknown_setting_lists_the_allowed_ones():
+    msg = error_of(az_cuont=3)
+    assert "az_cuont" in msg and "az_count" in msg
+
+
+def test_wrong_type_is_refused_not_coerced():
+    assert "az_count" in error_of(az_count="3")
+
+
+def test_settings_file_is_toml(tmp_path):
+    f = tmp_path / "prod.toml"
+    f.write_text('environment = "prod"\ndb_engine = "postgres"\naz_count = 3\n[tags]\nTeam = "ml"\n')
+    s = load_settings(f)
+    assert (s.stack_name, s.db_engine, len(s.azs), s.tags) == ("mlflow-prod", "postgres", 3, {"Team": "ml"})
+
+
+def test_broken_toml_and_missing_file_are_clear(tmp_path):
+    f = tmp_path / "x.toml"
+    f.write_text("az_count = = 3")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(f)
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def _run_main(tmp_path, settings_text: str | None):
+    env = dict(os.environ, MLFLOW_SETTINGS_DIR=str(tmp_path / "settings"))
+    (tmp_path / "settings").mkdir()
+    if settings_text is not None:
+        (tmp_path / "settings" / "bad.toml").write_text(settings_text)
+    return subprocess.run([sys.executable, str(ROOT / "main.py")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("text,field", [
+    ("az_count = 7\n", "az_count"),
+    ("asg_min_size = 4\nasg_max_size = 2\n", "asg_min_size"),
+    ('vpc_cidr = "10.0.0/16"\n', "vpc_cidr"),
+    ('db_engine = "mssql"\n', "db_engine"),
+])
+def test_main_stops_with_one_paragraph_and_writes_nothing(tmp_path, text, field):
+    proc = _run_main(tmp_path, text)
+    assert proc.returncode == 2
+    assert field in proc.stderr and "Traceback" not in proc.stderr and "jsii" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "cdktf.out").exists()
+
+
+def test_main_with_no_settings_file_synthesizes_the_default_stack(tmp_path):
+    proc = _run_main(tmp_path, None)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "cdktf.out" / "stacks" / "mlflow-dev" / "cdk.tf.json").exists()
+    assert proc.stderr.strip() == "", proc.stderr  # no Node end-of-life banner, no warnings
