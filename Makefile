@@ -7,7 +7,7 @@ export PIPENV_NOSPIN := 1
 export PIPENV_YES := 1
 PIPENV ?= $(shell command -v pipenv 2>/dev/null || echo "python3 -m pipenv")
 
-.PHONY: setup synth test test-unit check-addresses bench clean
+.PHONY: setup synth test test-unit policy-scan bench clean
 
 .venv/.synced: Pipfile.lock
 	python3 -m pipenv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check 'pipenv==2026.10.3'
@@ -16,6 +16,12 @@ PIPENV ?= $(shell command -v pipenv 2>/dev/null || echo "python3 -m pipenv")
 
 node_modules/.installed: package-lock.json
 	npm ci --no-audit --no-fund
+	touch $@
+
+# checkov in its own environment: it pins an older boto3 than moto needs.
+.venv-checkov/.installed: tools/checkov/requirements.txt
+	python3 -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet --disable-pip-version-check -r tools/checkov/requirements.txt
 	touch $@
 
 setup: .venv/.synced node_modules/.installed
@@ -29,14 +35,17 @@ synth: setup
 	bash .ci/install-runtime-deps
 	touch $@
 
-test: setup .runtime-deps
+test: setup .runtime-deps .venv-checkov/.installed
 	python3 -m pipenv run python -m pytest
 
 test-unit: setup
 	python3 -m pipenv run python -m pytest -m "not terraform and not emulator and not runtime"
 
+policy-scan: setup .venv-checkov/.installed
+	python3 -m pipenv run python -m pytest -m policy -s tests/test_policy_scan.py
+
 bench: setup
 	python3 -m pipenv run python bench/synth_bench.py
 
 clean:
-	rm -rf cdktf.out .venv node_modules .runtime-deps
+	rm -rf cdktf.out .venv .venv-checkov node_modules .runtime-deps

@@ -120,6 +120,10 @@ class Database(Construct):
             final_snapshot_identifier=f"{p.prefix}-db-final" if p.deletion_protection else None,
             auto_minor_version_upgrade=True,
             enabled_cloudwatch_logs_exports=_LOG_EXPORTS[p.engine],
+            # Free 7-day tier; RDS MySQL on small burstable classes does not offer it.
+            performance_insights_enabled=p.engine == "postgres",
+            performance_insights_kms_key_id=p.kms_key_arn if p.engine == "postgres" else None,
+            performance_insights_retention_period=7 if p.engine == "postgres" else None,
             tags={"Name": f"{p.prefix}-db"},
         )
 

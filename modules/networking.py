@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktf_cdktf_provider_aws.eip import Eip
 from cdktf_cdktf_provider_aws.internet_gateway import InternetGateway
 from cdktf_cdktf_provider_aws.nat_gateway import NatGateway
@@ -54,6 +55,9 @@ class Networking(Construct):
             enable_dns_support=True,
             tags={"Name": f"{p.prefix}-vpc"},
         )
+        # The VPC's default security group, stripped of all rules: nothing uses it.
+        DefaultSecurityGroup(self, "aws_default_security_group.main", vpc_id=self.vpc.id,
+                             tags={"Name": f"{p.prefix}-default-closed"})
         igw = InternetGateway(self, "aws_internet_gateway.main", vpc_id=self.vpc.id, tags={"Name": f"{p.prefix}-igw"})
 
         def subnets(tier: str, cidrs: list[str]) -> Subnet:

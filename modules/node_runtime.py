@@ -12,8 +12,14 @@ from pathlib import Path
 PROJECT_NODE = Path(__file__).resolve().parent.parent / "node_modules" / ".bin" / "node"
 
 
+# A 1 MiB young generation lowers jsii's peak memory by about 40 MiB at no
+# measurable cost in time (bench/synth_bench.py); users' NODE_OPTIONS win.
+NODE_OPTIONS = "--max-semi-space-size=1"
+
+
 def select() -> str:
     """Set JSII_NODE to the project's node when present; return the node used."""
     if "JSII_NODE" not in os.environ and PROJECT_NODE.exists():
         os.environ["JSII_NODE"] = str(PROJECT_NODE)
+    os.environ.setdefault("NODE_OPTIONS", NODE_OPTIONS)
     return os.environ.get("JSII_NODE", "node")

@@ -148,6 +148,8 @@ class Settings(_Strict):
     @field_validator("tags")
     @classmethod
     def _tags(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) > 40:
+            raise ValueError("at most 40 tags (AWS allows 50 per resource; the stack adds its own)")
         for k, val in v.items():
             if not re.fullmatch(r"[\w .:/=+@-]{1,128}", k) or k.lower().startswith("aws:"):
                 raise ValueError(f"tag key {k!r} must be 1-128 letters, digits, spaces or _.:/=+-@ and not start with aws:")
@@ -174,6 +176,28 @@ class Settings(_Strict):
             raise ValueError("must not repeat a CIDR")
         if len(v) > 20:
             raise ValueError("must list at most 20 CIDRs")
+        return v
+
+    @field_validator("ssh_allowed_cidrs")
+    @classmethod
+    def _ssh_narrow(cls, v: list[str]) -> list[str]:
+        wide = [c for c in v if ipaddress.ip_network(c).prefixlen < 16]
+        if wide:
+            raise ValueError(f"SSH must not be open to ranges wider than /16 ({', '.join(wide)}); use Session Manager")
+        return v
+
+    @field_validator("alb_allowed_cidrs")
+    @classmethod
+    def _alb_reachable(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("must list at least one CIDR, or nobody can reach MLflow")
+        return v
+
+    @field_validator("alert_emails")
+    @classmethod
+    def _emails(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v) or any(len(e) > 254 for e in v):
+            raise ValueError("must be distinct addresses of at most 254 characters")
         return v
 
     @field_validator("log_retention_days")
@@ -299,7 +323,7 @@ def _ipv4_network(v: str) -> ipaddress.IPv4Network:
 def _one_paragraph(source: str, err: ValidationError) -> str:
     parts = []
     for e in err.errors(include_url=False):
-        loc = ".".join(str(p) for p in e["loc"]) or "(settings)"
+        loc = ".".join(t if (t := str(p)) and t.isprintable() else repr(t) for p in e["loc"]) or "(settings)"
         ctx_err = (e.get("ctx") or {}).get("error")
         if isinstance(ctx_err, _FieldError):
             parts.append(str(ctx_err))
@@ -310,7 +334,7 @@ def _one_paragraph(source: str, err: ValidationError) -> str:
             parts.append(f"{loc}: unknown setting; allowed: {allowed}.")
         else:
             parts.append(f"{loc}: {e['input']!r} is not allowed; {msg}.")
-    return f"Invalid settings in {source}: " + " ".join(parts)
+    return " ".join(f"Invalid settings in {source}: {' '.join(parts)}".split())
 
 
 def load_settings(path: Optional[Path] = None, **overrides: object) -> Settings:

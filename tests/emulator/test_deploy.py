@@ -1,0 +1,259 @@
+"""Deploy the whole stack for real, offline: init, plan, apply, re-plan (must be
+empty), destroy, with the real terraform CLI and hashicorp/aws provider against
+a local moto server (extended by moto_extensions.py), for the default and the
+second configuration. Then check through boto3 that nothing is left.
+
+Run: .venv/bin/python -m pytest tests/emulator -m emulator -x -q
+
+Deletion protection is turned off here (``deletion_protection=False``) so that
+destroy can delete the database and the load balancer; everything else is the
+configuration as users get it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import SECOND_CONFIG, settings_for, synth_json, terraform_copy, terraform_env
+
+pytestmark = pytest.mark.emulator
+
+# A fixed test key (no private half is kept anywhere; nobody logs in).
+TEST_PUBLIC_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGhnZxIiaqPpvq+pbngZtokbxr4daicX1hAvaztby5Cf emulator-test"
+)
+
+CONFIGS = {
+    "default": {},
+    "second": SECOND_CONFIG,
+}
+
+# Runs terraform and reports the peak RSS of terraform and its provider plugin
+# (the largest of the processes it waited for) on the last line of stderr.
+_RSS_WRAPPER = (
+    "import resource, subprocess, sys\n"
+    "rc = subprocess.call(sys.argv[1:])\n"
+    "sys.stderr.write('\\nMAXRSS_KB=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(rc)\n"
+)
+
+
+class Terraform:
+    """The real terraform CLI in one working directory, timed per phase."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.env = terraform_env(workdir)
+        self.exe = shutil.which("terraform") or "/usr/local/bin/terraform"
+        self.phases: dict[str, float] = {}
+        self.peak_rss_kb = 0
+
+    def __call__(self, phase: str, *args: str, ok: tuple[int, ...] = (0,), timeout: int = 900) -> subprocess.CompletedProcess:
+        start = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-c", _RSS_WRAPPER, self.exe, *args, "-no-color"],
+            cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=timeout,
+        )
+        self.phases[phase] = time.monotonic() - start
+        body, _, rss = proc.stderr.rpartition("MAXRSS_KB=")
+        if rss.strip().isdigit():
+            self.peak_rss_kb = max(self.peak_rss_kb, int(rss))
+            proc.stderr = body
+        if proc.returncode not in ok:
+            raise AssertionError(
+                f"terraform {phase} ({' '.join(args)}) exited {proc.returncode}:\n"
+                f"{_tail(proc.stdout)}\n{_tail(proc.stderr)}"
+            )
+        return proc
+
+
+def _tail(text: str, limit: int = 20000) -> str:
+    return text if len(text) <= limit else "...\n" + text[-limit:]
+
+
+def self_signed_certificate(domain: str = "mlflow.emulator.test") -> tuple[bytes, bytes]:
+    """A throwaway self-signed certificate and key (PEM) for the HTTPS listener."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return (
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                          serialization.NoEncryption()),
+    )
+
+
+def emulator_settings(config: dict, moto_server):
+    overrides = dict(config)
+    if overrides.get("certificate_arn"):
+        # SECOND_CONFIG's ARN is a placeholder: import a real (self-signed) certificate.
+        cert, key = self_signed_certificate()
+        overrides["certificate_arn"] = moto_server.client("acm").import_certificate(
+            Certificate=cert, PrivateKey=key)["CertificateArn"]
+    return settings_for(
+        **overrides,
+        emulator={"endpoint": moto_server.endpoint},
+        deletion_protection=False,
+        ssh_public_key=TEST_PUBLIC_KEY,
+    )
+
+
+@pytest.mark.parametrize("config_name", list(CONFIGS))
+def test_plan_apply_replan_destroy(config_name, moto_server, tmp_path, record_emulator_result):
+    started = time.monotonic()
+    s = emulator_settings(CONFIGS[config_name], moto_server)
+    synth_started = time.monotonic()
+    stack = synth_json(s)
+    synth_seconds = time.monotonic() - synth_started
+    workdir = tmp_path / "tf"
+    terraform_copy(stack, workdir)
+    tf = Terraform(workdir)
+
+    tf("init", "init", "-input=false")
+    tf("plan", "plan", "-input=false", "-out=tfplan")
+    planned = json.loads(tf("show-plan", "show", "-json", "tfplan").stdout)
+    to_create = [c["address"] for c in planned["resource_changes"]
+                 if c["mode"] == "managed" and c["change"]["actions"] == ["create"]]
+    tf.phases.pop("show-plan")
+    try:
+        tf("apply", "apply", "-input=false", "-auto-approve", "tfplan")
+        state = tf("state-list", "state", "list").stdout.split()
+        tf.phases.pop("state-list")
+        managed = [a for a in state if not a.startswith("data.")]
+        assert sorted(managed) == sorted(to_create), "apply did not create exactly what the plan said"
+        check_deployed(s, moto_server)
+
+        replan = tf("re-plan", "plan", "-input=false", "-detailed-exitcode", ok=(0, 2))
+        assert replan.returncode == 0, (
+            f"second plan of {config_name} is not empty (exit {replan.returncode}):\n{_tail(replan.stdout)}"
+        )
+    finally:
+        tf("destroy", "destroy", "-input=false", "-auto-approve")
+    leftovers = find_leftovers(s, moto_server)
+    assert not leftovers, f"left behind after destroy: {json.dumps(leftovers, indent=2, default=str)}"
+
+    record_emulator_result({
+        "config": config_name,
+        "resources": len(to_create),
+        "phases": {"synth": synth_seconds, **tf.phases},
+        "total": time.monotonic() - started,
+        "moto_rss_mb": moto_server.peak_rss_mb(),
+        "terraform_rss_mb": tf.peak_rss_kb / 1024,
+    })
+
+
+def check_deployed(s, moto) -> None:
+    """A few things Terraform's success alone does not show."""
+    ec2 = moto.client("ec2")
+    running = [i for r in ec2.describe_instances(Filters=[
+        {"Name": "tag:aws:autoscaling:groupName", "Values": [f"{s.prefix}-mlflow"]},
+        {"Name": "instance-state-name", "Values": ["running"]},
+    ])["Reservations"] for i in r["Instances"]]
+    assert len(running) == s.asg_desired_capacity
+    ami = moto.client("ssm").get_parameter(
+        Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")["Parameter"]["Value"]
+    assert {i["ImageId"] for i in running} == {ami}, "launch template's resolve:ssm: image id not resolved"
+    rg = moto.client("elasticache").describe_replication_groups(
+        ReplicationGroupId=f"{s.prefix}-redis")["ReplicationGroups"][0]
+    assert len(rg["MemberClusters"]) == s.redis_num_nodes
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [f"{s.prefix}-vpc"]}])["Vpcs"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc[0]["VpcId"]]}])["Subnets"]
+    assert len(subnets) == 3 * len(s.azs)
+    nats = ec2.describe_nat_gateways(Filters=[{"Name": "state", "Values": ["available", "pending"]}])["NatGateways"]
+    assert len(nats) == s.nat_count
+    listeners = moto.client("elbv2").describe_listeners(
+        LoadBalancerArn=moto.client("elbv2").describe_load_balancers(Names=[f"{s.prefix}-alb"])
+        ["LoadBalancers"][0]["LoadBalancerArn"])["Listeners"]
+    assert sorted(lst["Port"] for lst in listeners) == ([80, 443] if s.https else [80])
+    db = moto.client("rds").describe_db_instances(DBInstanceIdentifier=f"{s.prefix}-db")["DBInstances"][0]
+    assert db["Engine"] == s.db_engine and not db["DeletionProtection"]
+
+
+def find_leftovers(s, moto) -> dict[str, list]:
+    """Everything the stack could have created that still exists after destroy."""
+    ec2, left = moto.client("ec2"), {}
+
+    def check(kind: str, items) -> None:
+        items = list(items)
+        if items:
+            left[kind] = items
+
+    default_vpcs = {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v["IsDefault"]}
+    check("vpcs", [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if not v["IsDefault"]])
+    check("subnets", [n["SubnetId"] for n in ec2.describe_subnets()["Subnets"] if n["VpcId"] not in default_vpcs])
+    check("security_groups", [g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]
+                              if g["GroupName"] != "default"])
+    check("route_tables", [t["RouteTableId"] for t in ec2.describe_route_tables()["RouteTables"]
+                           if t["VpcId"] not in default_vpcs])
+    check("internet_gateways", [g["InternetGatewayId"] for g in ec2.describe_internet_gateways()["InternetGateways"]
+                                if not any(a["VpcId"] in default_vpcs for a in g.get("Attachments", []))])
+    check("nat_gateways", [n["NatGatewayId"] for n in ec2.describe_nat_gateways()["NatGateways"]
+                           if n["State"] not in ("deleted", "deleting")])
+    check("elastic_ips", [a.get("AllocationId") for a in ec2.describe_addresses()["Addresses"]])
+    check("vpc_endpoints", [e["VpcEndpointId"] for e in ec2.describe_vpc_endpoints()["VpcEndpoints"]
+                            if e["State"].lower() not in ("deleted", "deleting")])
+    check("instances", [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+                        if i["State"]["Name"] not in ("terminated", "shutting-down")])
+    check("launch_templates", [t["LaunchTemplateName"] for t in ec2.describe_launch_templates()["LaunchTemplates"]])
+    check("key_pairs", [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]])
+
+    rds = moto.client("rds")
+    check("db_instances", [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]])
+    check("db_subnet_groups", [g["DBSubnetGroupName"] for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]])
+    check("db_parameter_groups", [g["DBParameterGroupName"] for g in rds.describe_db_parameter_groups()["DBParameterGroups"]
+                                  if g["DBParameterGroupName"].startswith(s.prefix)])
+
+    ecache = moto.client("elasticache")
+    check("replication_groups", [g["ReplicationGroupId"] for g in ecache.describe_replication_groups()["ReplicationGroups"]])
+    check("cache_clusters", [c["CacheClusterId"] for c in ecache.describe_cache_clusters()["CacheClusters"]])
+    check("cache_subnet_groups", [g["CacheSubnetGroupName"] for g in ecache.describe_cache_subnet_groups()["CacheSubnetGroups"]
+                                  if g["CacheSubnetGroupName"].startswith(s.prefix)])
+    check("cache_parameter_groups", [g["CacheParameterGroupName"] for g in
+                                     ecache.describe_cache_parameter_groups()["CacheParameterGroups"]])
+
+    check("buckets", [b["Name"] for b in moto.client("s3").list_buckets()["Buckets"]])
+    check("ssm_parameters", [p["Name"] for p in moto.client("ssm").get_parameters_by_path(
+        Path=s.ssm_prefix, Recursive=True)["Parameters"]])
+    check("log_groups", [g["logGroupName"] for g in moto.client("logs").describe_log_groups()["logGroups"]])
+    check("alarms", [a["AlarmName"] for a in moto.client("cloudwatch").describe_alarms()["MetricAlarms"]])
+    check("sns_topics", [t["TopicArn"] for t in moto.client("sns").list_topics()["Topics"]])
+
+    kms = moto.client("kms")
+    keys = [kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"] for k in kms.list_keys()["Keys"]]
+    check("kms_keys", [k["KeyId"] for k in keys if k["KeyManager"] == "CUSTOMER" and k["KeyState"] != "PendingDeletion"])
+    check("kms_aliases", [a["AliasName"] for a in kms.list_aliases()["Aliases"] if a["AliasName"].startswith(f"alias/{s.prefix}")])
+
+    iam = moto.client("iam")
+    check("iam_roles", [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(s.prefix)])
+    check("iam_policies", [p["PolicyName"] for p in iam.list_policies(Scope="Local")["Policies"]])
+    check("instance_profiles", [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]])
+
+    elbv2 = moto.client("elbv2")
+    check("load_balancers", [b["LoadBalancerName"] for b in elbv2.describe_load_balancers()["LoadBalancers"]])
+    check("target_groups", [g["TargetGroupName"] for g in elbv2.describe_target_groups()["TargetGroups"]])
+
+    asg = moto.client("autoscaling")
+    check("autoscaling_groups", [g["AutoScalingGroupName"] for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]])
+    check("asg_notifications", asg.describe_notification_configurations()["NotificationConfigurations"])
+    return left
