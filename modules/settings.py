@@ -98,8 +98,11 @@ class Settings(_Strict):
     instance_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] = "t3.medium"
     """EC2 instance type of the MLflow servers (MLflow needs about 1 GiB)."""
     asg_min_size: Annotated[int, Field(ge=1, le=50)] = 2
+    """Fewest MLflow instances (1 to 50)."""
     asg_desired_capacity: Annotated[int, Field(ge=1, le=50)] = 2
+    """MLflow instances to run (min <= desired <= max)."""
     asg_max_size: Annotated[int, Field(ge=1, le=50)] = 4
+    """Most MLflow instances (1 to 50)."""
     mlflow_version: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")] = "3.17.2"
     """MLflow release installed on the instances (PyPI version)."""
     mlflow_workers: Annotated[int, Field(ge=0, le=32)] = 0
@@ -107,14 +110,19 @@ class Settings(_Strict):
 
     # --- database -----------------------------------------------------------
     db_engine: Literal["mysql", "postgres"] = "mysql"
+    """RDS engine: mysql (the guide's default) or postgres."""
     db_engine_version: Optional[str] = None
     """Major version; default 8.0 for mysql, 16 for postgres."""
     db_instance_class: Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")] = "db.t3.small"
+    """RDS instance class."""
     db_allocated_storage_gb: Annotated[int, Field(ge=20, le=65536)] = 20
+    """Initial gp3 storage (GiB, 20 to 65536)."""
     db_max_allocated_storage_gb: Annotated[int, Field(ge=20, le=65536)] = 100
     """Storage autoscaling ceiling; equal to allocated storage turns it off."""
     db_multi_az: bool = True
+    """Standby database in a second AZ."""
     db_backup_retention_days: Annotated[int, Field(ge=1, le=35)] = 7
+    """Automated backup retention (1 to 35 days)."""
     db_password_version: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     """Bump to rotate the generated DB master password (RDS and SSM get a new one)."""
     deletion_protection: bool = True
@@ -122,6 +130,7 @@ class Settings(_Strict):
 
     # --- cache --------------------------------------------------------------
     redis_node_type: Annotated[str, Field(pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")] = "cache.t3.micro"
+    """ElastiCache node type."""
     redis_num_nodes: Annotated[int, Field(ge=1, le=6)] = 2
     """Primary plus replicas; 2 or more turns on automatic failover and Multi-AZ."""
 
