@@ -7,7 +7,7 @@ export PIPENV_NOSPIN := 1
 export PIPENV_YES := 1
 PIPENV ?= $(shell command -v pipenv 2>/dev/null || echo "python3 -m pipenv")
 
-.PHONY: setup synth test test-unit policy-scan bench clean
+.PHONY: setup synth test test-unit diagram policy-scan bench clean
 
 .venv/.synced: Pipfile.lock
 	python3 -m pipenv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check 'pipenv==2026.10.3'
@@ -40,6 +40,9 @@ test: setup .runtime-deps .venv-checkov/.installed
 
 test-unit: setup
 	python3 -m pipenv run python -m pytest -m "not terraform and not emulator and not runtime"
+
+diagram: setup
+	python3 -m pipenv run python tools/diagram.py
 
 policy-scan: setup .venv-checkov/.installed
 	python3 -m pipenv run python -m pytest -m policy -s tests/test_policy_scan.py

@@ -11,15 +11,17 @@ file. ``MLFLOW_SETTINGS=path.toml`` synthesizes just that file;
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import modules  # noqa: F401  (selects Node 22 and the lazy provider import first)
-from cdktf import App, TerraformOutput
+from cdktf import App, S3Backend, TerraformOutput
 from constructs import Construct
 
+from modules.adoption import moved_blocks, removed_blocks
 from modules.alerting import Alerting, AlertingProps
-from modules.base import AddressedStack
+from modules.base import AddressedStack, address_of
 from modules.bootstrap import Bootstrap, BootstrapProps
 from modules.database import Database, DatabaseProps
 from modules.mlflow import Mlflow, MlflowProps
@@ -93,7 +95,26 @@ class MlflowStack(AddressedStack):
         TerraformOutput(self, "db_endpoint", value=db.db_endpoint)
         TerraformOutput(self, "sns_topic_arn", value=alerts.topic_arn)
 
+        self._state_and_adoption(s)
         self.settings = s
+
+    def _state_and_adoption(self, s: Settings) -> None:
+        if s.backend is not None:
+            b = s.backend
+            S3Backend(self, bucket=b.bucket, key=b.key, region=b.region, encrypt=True, kms_key_id=b.kms_key_id)
+            self.add_override("terraform.backend.s3.use_lockfile", True)  # cdktf 0.21 lacks the field
+        if s.adopt_hcl_deployment:
+            self.add_blocks("moved", moved_blocks(s))
+            self.add_blocks("removed", removed_blocks())
+        if s.imports:
+            known = {address_of(e) for e in self.elements()}
+            unknown = sorted(a for a in s.imports if a.split("[")[0] not in known)
+            if unknown:
+                raise SettingsError(
+                    f"imports: {', '.join(unknown)} is not an address of this stack; allowed: addresses of "
+                    "resources the stack creates, such as aws_key_pair.mlflow_key or aws_s3_bucket.mlflow_artifacts."
+                )
+            self.add_blocks("import", [{"to": a, "id": i} for a, i in sorted(s.imports.items())])
 
 
 def settings_sources() -> list[Path | None]:
@@ -126,12 +147,15 @@ def build_app(all_settings: list[Settings], outdir: str | None = None) -> App:
 
 
 def main() -> int:
+    outdir = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
+    existed = outdir.exists()
     try:
-        all_settings = load_all(settings_sources())
+        build_app(load_all(settings_sources())).synth()
     except SettingsError as e:
+        if not existed:  # App() creates the folder; leave nothing behind
+            shutil.rmtree(outdir, ignore_errors=True)
         print(f"error: {e}", file=sys.stderr)
         return 2
-    build_app(all_settings).synth()
     return 0
 
 

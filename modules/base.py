@@ -85,6 +85,7 @@ class AddressedStack(TerraformStack):
     def __init__(self, scope: Construct, id: str):
         super().__init__(scope, id)
         self._ephemerals: set[str] = set()
+        self._blocks: set[str] = set()
         self.node.add_validation(_AddressGuard(self))
 
     # Called by cdktf the first time an element's name is read.
@@ -105,6 +106,20 @@ class AddressedStack(TerraformStack):
         self._ephemerals.add(address)
         self.add_override(address, config)
         return address
+
+    def add_blocks(self, kind: str, blocks: list[dict[str, Any]]) -> None:
+        """Top-level ``moved``, ``removed`` or ``import`` blocks, also set as a stack override.
+
+        cdktf 0.21 cannot write moved/removed blocks with module addresses or
+        instance keys, nor removed blocks at all; this is the same escape hatch
+        as add_ephemeral, and the only other one.
+        """
+        if kind not in ("moved", "removed", "import"):
+            raise ValueError(f"unsupported block kind {kind!r}")
+        if kind in self._blocks:
+            raise AddressError(f"{kind} blocks are set twice")
+        self._blocks.add(kind)
+        self.add_override(kind, blocks)
 
     def elements(self) -> list[TerraformElement]:
         return [c for c in self.node.find_all() if isinstance(c, TerraformElement)]

@@ -69,6 +69,23 @@ class EmulatorSettings(_Strict):
     """Provider retries; low, so an unimplemented call fails fast."""
 
 
+class S3BackendSettings(_Strict):
+    """Remote state in S3 with native locking (Terraform 1.10+ use_lockfile)."""
+
+    bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    """Existing state bucket (versioning on, please)."""
+    key: Annotated[str, Field(pattern=r"^[A-Za-z0-9!_.*'()/-]{1,1024}$")] = "mlflow/terraform.tfstate"
+    """Object key of the state; give each environment its own."""
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")] = "us-east-1"
+    """Region of the state bucket."""
+    kms_key_id: Optional[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+$")]] = None
+    """KMS key ARN for the state object; default: the bucket's encryption (state is always encrypted)."""
+
+
+_ADDRESS = r"^[a-z][a-z0-9_]*\.[a-z_][a-z0-9_-]*(\[[0-9]+\])?$"
+_IMPORT_ID = r"^[A-Za-z0-9_.:/@+=,-]{1,512}$"
+
+
 class Settings(_Strict):
     """Everything a deployment may choose. Every field has a default."""
 
@@ -149,6 +166,15 @@ class Settings(_Strict):
     """E-mail addresses subscribed to the alerts topic."""
     log_retention_days: int = 30
     """CloudWatch Logs retention; one of the values CloudWatch allows."""
+
+    # --- state and adoption -------------------------------------------------
+    backend: Optional[S3BackendSettings] = None
+    """Remote state in S3 with native locking; default: local state file."""
+    adopt_hcl_deployment: bool = False
+    """Emit moved/removed blocks to take over a deployment of the guide's public HCL stack."""
+    imports: dict[Annotated[str, Field(pattern=_ADDRESS)], Annotated[str, Field(pattern=_IMPORT_ID)]] = Field(
+        default_factory=dict)
+    """Existing AWS objects to adopt: our address -> AWS id (emits import blocks)."""
 
     emulator: Optional[EmulatorSettings] = None
     """Tests only: send every AWS call to an emulator on loopback."""

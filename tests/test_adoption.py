@@ -1,0 +1,145 @@
+"""Adoption of the guide's HCL deployment, import blocks, remote state and environments."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from modules.adoption import MOVED, REMOVED, SAME_ADDRESS, listener_moves, moved_blocks
+from modules.settings import SettingsError
+from tests.support import ROOT, SECOND_CONFIG, settings_for, synth_json
+
+HCL_TABLE = ROOT / "tests" / "spec" / "hcl-deployment-addresses.tsv"
+SHARED_HCL_TABLE = ROOT.parent / "shared" / "spec" / "hcl-deployment-addresses.tsv"
+
+
+def hcl_rows() -> list[tuple[str, str]]:
+    rows = []
+    for line in HCL_TABLE.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            address, count = (line.split("\t") + [""])[:2]
+            rows.append((address, count))
+    return rows
+
+
+def our_addresses(stack: dict) -> set[str]:
+    return {f"{t}.{n}" for t, items in stack["resource"].items() for n in items}
+
+
+@pytest.fixture(scope="module")
+def adopting() -> dict:
+    return synth_json(settings_for(adopt_hcl_deployment=True))
+
+
+def test_vendored_hcl_table_is_the_shared_one():
+    if not SHARED_HCL_TABLE.exists():
+        pytest.skip("shared/spec is not beside this checkout")
+    assert HCL_TABLE.read_text() == SHARED_HCL_TABLE.read_text()
+
+
+def test_every_hcl_address_is_moved_removed_or_already_ours():
+    mapped = {re.sub(r"\[(\*|0)\]$", "", a) for a in {**MOVED, **listener_moves(True)}}
+    for address, _ in hcl_rows():
+        assert address in mapped or address in REMOVED or address in SAME_ADDRESS, address
+
+
+def test_conditional_hcl_resources_move_from_instance_key_0():
+    for address, count in hcl_rows():
+        if "?" in count and address in {re.sub(r"\[\d\]$", "", k) for k in MOVED}:
+            assert f"{address}[0]" in MOVED or f"{address}[*]" in MOVED, address
+
+
+def test_moved_blocks_point_at_resources_the_stack_has(adopting):
+    ours = our_addresses(adopting)
+    for block in adopting["moved"]:
+        assert re.sub(r"\[\d+\]$", "", block["to"]) in ours, block
+
+
+def test_counted_resources_move_instance_by_instance(adopting):
+    moves = {(b["from"], b["to"]) for b in adopting["moved"]}
+    for i in (0, 1):
+        assert (f"module.networking.aws_subnet.public[{i}]", f"aws_subnet.public[{i}]") in moves
+        assert (f"module.networking.aws_nat_gateway.main[{i}]", f"aws_nat_gateway.main[{i}]") in moves
+    assert ("module.networking.aws_vpc_endpoint.s3[0]", "aws_vpc_endpoint.s3") in moves
+    assert ("module.mlflow.aws_lb_listener.mlflow", "aws_lb_listener.http") in moves
+
+
+def test_https_listener_moves_follow_the_certificate():
+    blocks = moved_blocks(settings_for(**SECOND_CONFIG))
+    moves = {b["from"]: b["to"] for b in blocks}
+    assert moves["module.mlflow.aws_lb_listener.mlflow"] == "aws_lb_listener.https"
+    assert moves["module.mlflow.aws_lb_listener.http_redirect[0]"] == "aws_lb_listener.http"
+    assert sum(1 for b in blocks if b["from"].startswith("module.networking.aws_subnet.public[")) == 3
+    assert sum(1 for b in blocks if b["from"].startswith("module.networking.aws_nat_gateway.main[")) == 1
+
+
+def test_removed_blocks_never_destroy(adopting):
+    assert {b["from"] for b in adopting["removed"]} == set(REMOVED)
+    assert all(b["lifecycle"] == {"destroy": False} for b in adopting["removed"])
+    assert all("[" not in b["from"] for b in adopting["removed"])
+
+
+def test_no_adoption_blocks_by_default():
+    stack = synth_json(settings_for())
+    assert "moved" not in stack and "removed" not in stack and "import" not in stack
+
+
+def test_imports_emit_import_blocks():
+    stack = synth_json(settings_for(imports={"aws_key_pair.mlflow_key": "existing-key",
+                                             "aws_s3_bucket.mlflow_artifacts": "my-bucket"}))
+    assert stack["import"] == [{"to": "aws_key_pair.mlflow_key", "id": "existing-key"},
+                               {"to": "aws_s3_bucket.mlflow_artifacts", "id": "my-bucket"}]
+
+
+def test_import_of_an_unknown_address_is_a_clear_error():
+    with pytest.raises(SettingsError, match="aws_s3_bucket.nope is not an address of this stack"):
+        synth_json(settings_for(imports={"aws_s3_bucket.nope": "x"}))
+    with pytest.raises(SettingsError, match="imports"):
+        settings_for(imports={"not an address": "x"})
+
+
+def test_s3_backend_with_native_locking_and_encryption():
+    stack = synth_json(settings_for(backend={
+        "bucket": "acme-tf-state", "key": "mlflow/prod.tfstate", "region": "eu-west-1",
+        "kms_key_id": "arn:aws:kms:eu-west-1:123456789012:key/abcd-1234"}))
+    assert stack["terraform"]["backend"] == {"s3": {
+        "bucket": "acme-tf-state", "key": "mlflow/prod.tfstate", "region": "eu-west-1", "encrypt": True,
+        "kms_key_id": "arn:aws:kms:eu-west-1:123456789012:key/abcd-1234", "use_lockfile": True}}
+
+
+def test_local_backend_is_the_default():
+    # Testing.synth leaves the implicit local backend out; main.py writes it (terraform.<stack>.tfstate).
+    assert "s3" not in synth_json(settings_for())["terraform"].get("backend", {})
+
+
+def test_two_environments_synthesize_side_by_side(tmp_path):
+    settings = tmp_path / "settings"
+    settings.mkdir()
+    (settings / "dev.toml").write_text('environment = "dev"\n')
+    (settings / "prod.toml").write_text('environment = "prod"\ndb_engine = "postgres"\naz_count = 3\n')
+    env = dict(os.environ, MLFLOW_SETTINGS_DIR=str(settings))
+    env.pop("MLFLOW_SETTINGS", None)
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    stacks = sorted(p.name for p in (tmp_path / "cdktf.out" / "stacks").iterdir())
+    assert stacks == ["mlflow-dev", "mlflow-prod"]
+    prod = (tmp_path / "cdktf.out" / "stacks" / "mlflow-prod" / "cdk.tf.json").read_text()
+    dev = (tmp_path / "cdktf.out" / "stacks" / "mlflow-dev" / "cdk.tf.json").read_text()
+    assert '"mlflow-prod-alb"' in prod and '"mlflow-prod-alb"' not in dev and '"mlflow-dev-alb"' in dev
+    assert '"engine": "postgres"' in prod and '"engine": "mysql"' in dev
+
+
+def test_two_files_for_one_environment_are_refused(tmp_path):
+    settings = tmp_path / "settings"
+    settings.mkdir()
+    (settings / "a.toml").write_text('environment = "prod"\n')
+    (settings / "b.toml").write_text('environment = "prod"\n')
+    env = dict(os.environ, MLFLOW_SETTINGS_DIR=str(settings))
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "mlflow-prod" in proc.stderr
+    assert not (tmp_path / "cdktf.out").exists()
