@@ -57,6 +57,7 @@ class MlflowStack(AddressedStack):
             alb_allowed_cidrs=s.alb_allowed_cidrs, ssh_allowed_cidrs=s.ssh_allowed_cidrs,
             artifact_bucket_name=artifact_bucket, ssm_prefix=s.ssm_prefix,
             log_group_names=s.log_group_names, metrics_namespace=metrics_namespace,
+            flow_log_group_name=s.flow_log_group_name, log_retention_days=s.log_retention_days,
         ))
 
         db = Database(self, "database", DatabaseProps(
@@ -68,6 +69,7 @@ class MlflowStack(AddressedStack):
             subnet_ids=net.database_subnet_ids, database_security_group_id=sec.database_security_group_id,
             cache_security_group_id=sec.cache_security_group_id, kms_key_arn=sec.kms_key_arn,
             kms_key_id=sec.kms_key_id, redis_node_type=s.redis_node_type, redis_num_nodes=s.redis_num_nodes,
+            partition=boot.partition, monitoring_interval=s.db_monitoring_interval,
         ))
 
         app = Mlflow(self, "mlflow", MlflowProps(

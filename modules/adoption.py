@@ -58,6 +58,9 @@ MOVED: dict[str, str] = {
     "module.security.aws_kms_alias.mlflow": "aws_kms_alias.mlflow",
     "module.database.aws_db_parameter_group.mlflow": "aws_db_parameter_group.mlflow",
     "module.database.aws_db_instance.mlflow": "aws_db_instance.mlflow",
+    "module.database.aws_iam_role.rds_enhanced_monitoring[0]": "aws_iam_role.rds_enhanced_monitoring",
+    "module.database.aws_iam_role_policy_attachment.rds_enhanced_monitoring[0]":
+        "aws_iam_role_policy_attachment.rds_enhanced_monitoring",
     "module.database.aws_elasticache_subnet_group.mlflow[0]": "aws_elasticache_subnet_group.mlflow",
     "module.database.aws_elasticache_parameter_group.mlflow[0]": "aws_elasticache_parameter_group.mlflow",
     "module.database.aws_elasticache_replication_group.mlflow[0]": "aws_elasticache_replication_group.mlflow",
@@ -99,8 +102,6 @@ REMOVED: dict[str, str] = {
     "module.security.aws_iam_role_policy.mlflow_serial_console_policy": "no serial-console access; Session Manager instead",
     "module.security.aws_ec2_serial_console_access.mlflow": "account-wide setting, not ours to own",
     "module.database.random_password.db_password": "our password is ephemeral and write-only, never in the state",
-    "module.database.aws_iam_role.rds_enhanced_monitoring": "no RDS enhanced monitoring (yet)",
-    "module.database.aws_iam_role_policy_attachment.rds_enhanced_monitoring": "no RDS enhanced monitoring (yet)",
     "module.database.aws_cloudwatch_log_group.elasticache_slow": "Redis slow log not shipped",
     "module.mlflow.aws_autoscaling_policy.scale_up": "no step-scaling policies; capacity is set by settings",
     "module.mlflow.aws_autoscaling_policy.scale_down": "no step-scaling policies; capacity is set by settings",

@@ -8,6 +8,7 @@ neither the synthesized JSON, the plan nor the state.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,6 +22,8 @@ from cdktf_cdktf_provider_aws.elasticache_parameter_group import (
 )
 from cdktf_cdktf_provider_aws.elasticache_replication_group import ElasticacheReplicationGroup
 from cdktf_cdktf_provider_aws.elasticache_subnet_group import ElasticacheSubnetGroup
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from constructs import Construct
 
@@ -59,6 +62,9 @@ class DatabaseProps:
     kms_key_id: str
     redis_node_type: str
     redis_num_nodes: int
+    partition: str = "aws"
+    monitoring_interval: int = 60
+    """RDS enhanced monitoring (OS metrics) every N seconds; 0 turns it off."""
 
 
 class Database(Construct):
@@ -85,6 +91,22 @@ class Database(Construct):
             lifecycle={"create_before_destroy": True},
             tags={"Name": f"{p.prefix}-db"},
         )
+
+        monitoring_role = None
+        if p.monitoring_interval:
+            monitoring_role = IamRole(
+                self, "aws_iam_role.rds_enhanced_monitoring",
+                name=f"{p.prefix}-rds-monitoring",
+                description="RDS enhanced monitoring",
+                assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"},
+                    "Action": "sts:AssumeRole"}]}),
+            )
+            IamRolePolicyAttachment(
+                self, "aws_iam_role_policy_attachment.rds_enhanced_monitoring",
+                role=monitoring_role.name,
+                policy_arn=f"arn:{p.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole",
+            )
 
         password = stack.add_ephemeral(
             "aws_secretsmanager_random_password", "db_password",
@@ -120,6 +142,8 @@ class Database(Construct):
             final_snapshot_identifier=f"{p.prefix}-db-final" if p.deletion_protection else None,
             auto_minor_version_upgrade=True,
             enabled_cloudwatch_logs_exports=_LOG_EXPORTS[p.engine],
+            monitoring_interval=p.monitoring_interval,
+            monitoring_role_arn=monitoring_role.arn if monitoring_role else None,
             # Free 7-day tier; RDS MySQL on small burstable classes does not offer it.
             performance_insights_enabled=p.engine == "postgres",
             performance_insights_kms_key_id=p.kms_key_arn if p.engine == "postgres" else None,

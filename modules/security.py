@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.flow_log import FlowLog
 from cdktf_cdktf_provider_aws.iam_instance_profile import IamInstanceProfile
 from cdktf_cdktf_provider_aws.iam_policy import IamPolicy
 from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
@@ -43,6 +46,10 @@ class SecurityProps:
     """Log groups the instances may write to."""
     metrics_namespace: str
     """Only CloudWatch namespace the instances may put metrics into."""
+    flow_log_group_name: str = "/mlflow/dev/vpc-flow-logs"
+    """Log group of the VPC flow logs (encrypted with the deployment key)."""
+    log_retention_days: int = 30
+    """Retention of the VPC flow log group."""
 
 
 def _policy(*statements: dict) -> str:
@@ -166,6 +173,45 @@ class Security(Construct):
             tags={"Name": f"{p.prefix}-key"},
         )
         KmsAlias(self, "aws_kms_alias.mlflow", name=f"alias/{p.prefix}", target_key_id=self.kms_key.key_id)
+
+        # --- VPC flow logs: every accepted and rejected flow, to an encrypted log group ---
+        flow_group = CloudwatchLogGroup(
+            self, "aws_cloudwatch_log_group.vpc_flow_logs",
+            name=p.flow_log_group_name,
+            retention_in_days=p.log_retention_days,
+            kms_key_id=self.kms_key.arn,
+        )
+        flow_role = IamRole(
+            self, "aws_iam_role.vpc_flow_logs",
+            name=f"{p.prefix}-vpc-flow-logs",
+            description="VPC flow logs delivery to CloudWatch Logs",
+            assume_role_policy=_policy({
+                "Effect": "Allow",
+                "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": p.account_id}},
+            }),
+        )
+        IamRolePolicy(
+            self, "aws_iam_role_policy.vpc_flow_logs",
+            name="deliver-to-own-log-group",
+            role=flow_role.id,
+            policy=_policy({
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                "Resource": [flow_group.arn, f"{flow_group.arn}:*"],
+            }),
+        )
+        FlowLog(
+            self, "aws_flow_log.main",
+            vpc_id=p.vpc_id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=flow_group.arn,
+            iam_role_arn=flow_role.arn,
+            max_aggregation_interval=60,
+            tags={"Name": f"{p.prefix}-vpc-flow-logs"},
+        )
 
         # --- IAM ------------------------------------------------------------
         self.role = IamRole(

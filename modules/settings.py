@@ -140,6 +140,8 @@ class Settings(_Strict):
     """Standby database in a second AZ."""
     db_backup_retention_days: Annotated[int, Field(ge=1, le=35)] = 7
     """Automated backup retention (1 to 35 days)."""
+    db_monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] = 60
+    """RDS enhanced monitoring interval in seconds (OS metrics); 0 turns it off."""
     db_password_version: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     """Bump to rotate the generated DB master password (RDS and SSM get a new one)."""
     deletion_protection: bool = True
@@ -331,6 +333,10 @@ class Settings(_Strict):
     def log_group_names(self) -> dict[str, str]:
         """The three CloudWatch log groups: MLflow server, nginx, system."""
         return {k: f"/{self.name}/{self.environment}/{k}" for k in ("mlflow", "nginx", "system")}
+
+    @property
+    def flow_log_group_name(self) -> str:
+        return f"/{self.name}/{self.environment}/vpc-flow-logs"
 
     @property
     def all_tags(self) -> dict[str, str]:

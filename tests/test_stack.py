@@ -82,7 +82,7 @@ def test_guide_row_is_at_its_exact_address(default, second, module, address, how
 @pytest.mark.parametrize("rtype,names", [
     ("aws_route_table", {"public", "private", "database"}),
     ("aws_vpc_endpoint", {"s3", "ec2"}),
-    ("aws_cloudwatch_log_group", {"mlflow", "nginx", "system"}),
+    ("aws_cloudwatch_log_group", {"mlflow", "nginx", "system", "vpc_flow_logs"}),
     ("aws_ssm_parameter", {"db_host", "db_port", "db_name", "db_username", "db_password",
                            "cache_endpoint", "cache_port", "artifact_bucket", "allowed_hosts"}),
 ])
@@ -116,6 +116,21 @@ def test_subnet_cidrs_are_derived_from_the_vpc_cidr(default):
     assert res(default, "aws_subnet.public")["cidr_block"] == '${element(["10.0.0.0/21", "10.0.8.0/21"], count.index)}'
     assert res(default, "aws_subnet.private")["cidr_block"] == '${element(["10.0.64.0/21", "10.0.72.0/21"], count.index)}'
     assert res(default, "aws_subnet.database")["cidr_block"] == '${element(["10.0.128.0/21", "10.0.136.0/21"], count.index)}'
+
+
+def test_vpc_flow_logs_go_to_an_encrypted_log_group(default):
+    flow = res(default, "aws_flow_log.main")
+    assert flow["vpc_id"] == "${aws_vpc.main.id}" and flow["traffic_type"] == "ALL"
+    assert flow["log_destination"] == "${aws_cloudwatch_log_group.vpc_flow_logs.arn}"
+    assert res(default, "aws_cloudwatch_log_group.vpc_flow_logs")["kms_key_id"] == "${aws_kms_key.mlflow.arn}"
+    (stmt,) = policy(default, "aws_iam_role_policy.vpc_flow_logs")["Statement"]
+    assert stmt["Resource"] == ["${aws_cloudwatch_log_group.vpc_flow_logs.arn}",
+                                "${aws_cloudwatch_log_group.vpc_flow_logs.arn}:*"]
+
+
+def test_default_security_group_has_no_rules(default):
+    sg = res(default, "aws_default_security_group.main")
+    assert "ingress" not in sg and "egress" not in sg
 
 
 def test_s3_gateway_endpoint_serves_the_private_route_tables(default):
@@ -191,7 +206,7 @@ def test_ssm_policy_is_scoped_to_the_parameter_path(default):
 def test_cloudwatch_policy_is_scoped_to_the_three_log_groups(default):
     logs, metrics = policy(default, "aws_iam_policy.mlflow_cloudwatch_policy")["Statement"]
     groups = {r.split(":log-group:")[1].removesuffix(":*") for r in logs["Resource"]}
-    assert groups == {g["name"] for g in default["resource"]["aws_cloudwatch_log_group"].values()}
+    assert groups == {"/mlflow/dev/mlflow", "/mlflow/dev/nginx", "/mlflow/dev/system"}
     assert metrics["Resource"] == "*" and metrics["Action"] == "cloudwatch:PutMetricData"
     assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "MLflow/mlflow-dev"}}
 
@@ -209,7 +224,8 @@ def test_no_wildcard_resource_in_instance_policies_except_namespaced_metrics(def
 
 
 def test_role_gets_the_four_policies_and_session_manager(default):
-    attachments = default["resource"]["aws_iam_role_policy_attachment"]
+    attachments = {k: a for k, a in default["resource"]["aws_iam_role_policy_attachment"].items()
+                   if a["role"] == "${aws_iam_role.mlflow_instance_role.name}"}
     arns = sorted(a["policy_arn"] for a in attachments.values())
     assert len(arns) == 5
     assert any(a.endswith(":iam::aws:policy/AmazonSSMManagedInstanceCore") for a in arns)
@@ -240,6 +256,14 @@ def test_database_is_private_encrypted_backed_up_and_requires_tls(default, secon
         {"name": "require_secure_transport", "value": "1", "apply_method": "immediate"}]
     assert res(second, "aws_db_parameter_group.mlflow")["parameter"][0]["name"] == "rds.force_ssl"
     assert res(second, "aws_db_instance.mlflow")["engine"] == "postgres"
+
+
+def test_enhanced_monitoring_role_and_interval(default):
+    db = res(default, "aws_db_instance.mlflow")
+    assert db["monitoring_interval"] == 60
+    assert db["monitoring_role_arn"] == "${aws_iam_role.rds_enhanced_monitoring.arn}"
+    off = res(synth_json(settings_for(db_monitoring_interval=0)), "aws_db_instance.mlflow")
+    assert off["monitoring_interval"] == 0 and "monitoring_role_arn" not in off
 
 
 def test_master_password_is_write_only_from_an_ephemeral_value(default):
