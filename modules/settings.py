@@ -122,6 +122,10 @@ class Settings(_Strict):
     """Most MLflow instances (1 to 50)."""
     mlflow_version: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")] = "3.17.2"
     """MLflow release installed on the instances (PyPI version)."""
+    mlflow_auth: bool = True
+    """MLflow's basic-auth app: login required; admin password in SSM (docs/auth.md)."""
+    mlflow_auth_secrets_version: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    """Bump to generate a new admin password and Flask secret key."""
     mlflow_workers: Annotated[int, Field(ge=0, le=32)] = 0
     """MLflow server worker processes; 0 = decided at boot from the CPU count."""
 

@@ -84,7 +84,8 @@ def test_guide_row_is_at_its_exact_address(default, second, module, address, how
     ("aws_vpc_endpoint", {"s3", "ec2"}),
     ("aws_cloudwatch_log_group", {"mlflow", "nginx", "system", "vpc_flow_logs"}),
     ("aws_ssm_parameter", {"db_host", "db_port", "db_name", "db_username", "db_password",
-                           "cache_endpoint", "cache_port", "artifact_bucket", "allowed_hosts"}),
+                           "cache_endpoint", "cache_port", "artifact_bucket", "allowed_hosts",
+                           "mlflow_admin_password", "mlflow_flask_secret_key"}),
 ])
 def test_type_only_rows_have_clear_names(default, rtype, names):
     assert set(default["resource"][rtype]) == names

@@ -9,6 +9,11 @@ deployment's values (database, cache, bucket, host names) from SSM Parameter
 Store under ``ssm_prefix`` when the service starts. Secrets never enter the
 user data.
 
+With ``auth`` (the default) the launcher also reads the MLflow admin password
+and the Flask secret key from SSM and starts ``mlflow server --app-name
+basic-auth`` with its user store in the database ``auth_db_name`` on the same
+server (see docs/auth.md).
+
 Templates use Jinja2 with ``StrictUndefined``; inputs are validated by
 pydantic, so a bad value raises ``ValueError`` (pydantic's ``ValidationError``)
 naming the field. ``render`` is pure: the same inputs give byte-identical output.
@@ -44,6 +49,8 @@ _LOG_GROUP = re.compile(r"^[A-Za-z0-9_./#-]{1,512}$")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_./#:-]{1,255}$")
 _VERSION = re.compile(r"^\d+(\.\d+){1,3}((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?$")
 _FS_PATH = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
+_DB_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 
 class BootstrapInputs(BaseModel):
@@ -71,6 +78,26 @@ class BootstrapInputs(BaseModel):
     state_dir: str = "/var/lib/mlflow"
     log_dir: str = "/var/log/mlflow"
     ca_bundle_path: str = "/opt/mlflow/rds-global-bundle.pem"
+    auth: bool = Field(default=True, description="MLflow basic auth (--app-name basic-auth)")
+    auth_admin_username: str = "admin"
+    auth_db_name: str = Field(
+        default="mlflow_auth",
+        description="database of the auth user store, created on the RDS server by the launcher",
+    )
+
+    @field_validator("auth_db_name")
+    @classmethod
+    def _auth_db_name(cls, v: str) -> str:
+        if not _DB_NAME.match(v):
+            raise ValueError(f"{v!r} is not a database name (lowercase letter, then a-z, 0-9, '_'; at most 63)")
+        return v
+
+    @field_validator("auth_admin_username")
+    @classmethod
+    def _auth_admin_username(cls, v: str) -> str:
+        if not _USERNAME.match(v):
+            raise ValueError(f"{v!r} is not a plain user name (letters, digits, '_', '.', '@', '-')")
+        return v
 
     @field_validator("region")
     @classmethod

@@ -298,7 +298,8 @@ class Postgres(Database):
         conn = psycopg2.connect(host=str(sock), port=self.port, user="postgres", dbname="postgres")
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            # CREATEDB like the RDS master user: the launcher creates the auth database.
+            cur.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(
                 sql.Identifier(self.user), sql.Literal(self.password)))
             cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
                 sql.Identifier(self.name), sql.Identifier(self.user)))
@@ -339,7 +340,8 @@ class MariaDB(Database):
         run(client, input=(
             f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4;\n"
             f"CREATE USER '{self.user}'@'%' IDENTIFIED BY '{self.password}' REQUIRE SSL;\n"
-            f"GRANT ALL PRIVILEGES ON `{self.name}`.* TO '{self.user}'@'%';\n"
+            # Global privileges like the RDS master user: the launcher creates the auth database.
+            f"GRANT ALL PRIVILEGES ON *.* TO '{self.user}'@'%';\n"
         ))
 
     def describe(self) -> str:

@@ -1,16 +1,22 @@
 """The rendered bootstrap, run for real: shellcheck, nginx, the launcher and
-MLflow against PostgreSQL 15 and MariaDB 10.11 with TLS, S3 and SSM from moto.
+MLflow (basic auth on) against PostgreSQL 15 and MariaDB 10.11 with TLS, S3 and
+SSM from moto.
 
 What stands in for the instance: the rendered files are written under a fake
 root; the launcher runs with the test's interpreter (same mlflow version as the
 instance's venv) and exactly the environment the rendered unit sets, plus the
-moto endpoint and fake credentials; nginx runs the rendered site file.
+moto endpoint and fake credentials (and RUNTIME_DIRECTORY, which systemd sets
+for the unit's RuntimeDirectory=); nginx runs the rendered site file.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import secrets
 import shlex
+import stat
+import string
 import subprocess
 import sys
 import time
@@ -35,6 +41,16 @@ from runtime_helpers import (
 pytestmark = pytest.mark.runtime
 
 ALLOWED_HOSTS = "mlflow.example.test, internal-mlflow-123.us-east-1.elb.example"
+ALPHANUMERIC = string.ascii_letters + string.digits  # what the product's generated secrets use
+
+
+def random_secret(length: int) -> str:
+    return "".join(secrets.choice(ALPHANUMERIC) for _ in range(length))
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -107,6 +123,37 @@ def nginx_check(conf: Path) -> None:
     run([NGINX_BIN, "-t", "-q", "-c", str(conf), "-p", str(conf.parent), "-e", str(conf.parent / "error.log")])
 
 
+def check_auth_store(ini: str, engine: str) -> str:
+    """The auth store is its own database at alembic head with one admin; returns its URI."""
+    import configparser
+
+    import sqlalchemy as sa
+    from alembic.script import ScriptDirectory
+    from mlflow.server.auth.db.utils import _get_alembic_dir
+
+    config = configparser.ConfigParser()
+    config.read_string(ini)
+    uri = config["mlflow"]["database_uri"]
+    url = sa.engine.make_url(uri)
+    assert url.database == "mlflow_auth" and url.password == DB_PASSWORD
+    head = ScriptDirectory(str(_get_alembic_dir())).get_current_head()
+    engine_ = sa.create_engine(uri, poolclass=sa.pool.NullPool)
+    try:
+        with engine_.connect() as conn:
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version_auth").scalars().all() == [head]
+            assert conn.exec_driver_sql("SELECT username, is_admin FROM users").all() == [("admin", True)]
+        inspector = sa.inspect(engine_)
+        tables = set(inspector.get_table_names())
+        assert {"users", "experiment_permissions", "registered_model_permissions", "roles"} <= tables
+        if engine == "mysql":  # the launcher's distinct foreign-key names (mlflow#9642)
+            names = {fk["name"] for t in ("experiment_permissions", "registered_model_permissions")
+                     for fk in inspector.get_foreign_keys(t)}
+            assert {"fk_experiment_permissions_user_id", "fk_registered_model_permissions_user_id"} <= names
+    finally:
+        engine_.dispose()
+    return uri
+
+
 @pytest.mark.parametrize("engine", ["postgres", "mysql"])
 def test_rendered_files_pass_shellcheck_and_nginx(engine, base_dir, tls):
     work = base_dir / f"lint-{engine}"
@@ -122,12 +169,13 @@ def test_rendered_files_pass_shellcheck_and_nginx(engine, base_dir, tls):
 
 
 @pytest.mark.parametrize("database", ["postgres", "mysql"], indirect=True)
-def test_bootstrap_end_to_end(database, moto_server, base_dir, tls, tmp_path, request):
+def test_bootstrap_end_to_end(database, moto_server, base_dir, tls, tmp_path, request, monkeypatch):
     engine = database.engine
     work = base_dir / f"run-{engine}"
     inputs = inputs_for(engine, work, tls.ca_cert)
     rendered = render(inputs)
     assert DB_PASSWORD not in rendered.user_data
+    assert inputs.auth and inputs.auth_admin_username == "admin"
     root = work / "root"
     write_tree(root, rendered.files)
     for directory in (inputs.state_dir, inputs.log_dir):
@@ -142,10 +190,13 @@ def test_bootstrap_end_to_end(database, moto_server, base_dir, tls, tmp_path, re
         "db/username": database.user, "db/password": database.password,
         "cache/endpoint": "cache.example.test", "cache/port": "6379",
         "mlflow/artifact_bucket": bucket, "mlflow/allowed_hosts": ALLOWED_HOSTS,
+        "mlflow/admin_password": random_secret(32), "mlflow/flask_secret_key": random_secret(64),
     }
+    secret_keys = ("db/password", "mlflow/admin_password", "mlflow/flask_secret_key")
     for key, value in parameters.items():
         ssm.put_parameter(Name=f"{inputs.ssm_prefix}/{key}", Value=value, Overwrite=True,
-                          Type="SecureString" if key == "db/password" else "String")
+                          Type="SecureString" if key in secret_keys else "String")
+    assert not any(parameters[k] in rendered.user_data for k in secret_keys)
 
     # --- the launcher, as systemd would run it -----------------------------------
     unit_env, exec_start, unit_keys = unit_settings(rendered.files[UNIT_PATH])
@@ -153,13 +204,24 @@ def test_bootstrap_end_to_end(database, moto_server, base_dir, tls, tmp_path, re
     assert unit_keys["KillMode"] == "control-group"
     log_file = Path(unit_keys["StandardOutput"].removeprefix("append:"))
     assert unit_keys["StandardError"] == unit_keys["StandardOutput"]
+    # RuntimeDirectory=mlflow: systemd makes /run/mlflow (0700, tmpfs) and sets
+    # RUNTIME_DIRECTORY; here a private directory stands in for it.
+    assert (unit_keys["RuntimeDirectory"], unit_keys["RuntimeDirectoryMode"]) == ("mlflow", "0700")
+    runtime_dir = work / "run" / unit_keys["RuntimeDirectory"]
+    runtime_dir.mkdir(parents=True, mode=0o700)
     env = {"PATH": SYSTEMD_PATH, "LANG": "C.UTF-8", **unit_env,
+           "RUNTIME_DIRECTORY": str(runtime_dir),
            "AWS_ENDPOINT_URL": moto_server.endpoint,
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     launcher_file = root / inputs.launcher_path.lstrip("/")
-    mlflow_service = Service(f"mlflow ({engine})", [sys.executable, str(launcher_file)], log_file,
-                             env=env, cwd=Path(unit_keys["WorkingDirectory"]))
-    request.addfinalizer(mlflow_service.stop)
+
+    def launcher() -> Service:
+        service = Service(f"mlflow ({engine})", [sys.executable, str(launcher_file)], log_file,
+                          env=env, cwd=Path(unit_keys["WorkingDirectory"]))
+        request.addfinalizer(service.stop)
+        return service
+
+    mlflow_service = launcher()
 
     # --- nginx with the rendered site ----------------------------------------------
     nginx_conf = nginx_test_conf(work / "nginx", root / NGINX_SITE_PATH.lstrip("/"))
@@ -181,31 +243,56 @@ def test_bootstrap_end_to_end(database, moto_server, base_dir, tls, tmp_path, re
     print(f"\n{engine}: launcher start to healthy through nginx {time.monotonic() - started:.1f}s")
 
     # --- secrets: in the server's environment, never on a command line -----------
+    admin_password = parameters["mlflow/admin_password"]
+    flask_key = parameters["mlflow/flask_secret_key"]
     pids = mlflow_service.group_pids()
     assert len(pids) >= 3, "expected the mlflow server and its uvicorn workers"
     quoted = quote(DB_PASSWORD, safe="")
     for pid in pids:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        assert DB_PASSWORD not in cmdline and quoted not in cmdline, cmdline
+        for secret in (DB_PASSWORD, quoted, admin_password, flask_key):
+            assert secret not in cmdline, cmdline
+    assert Path(f"/proc/{mlflow_service.pgid}/cmdline").read_bytes().split(b"\0")[-3:-1] == [
+        b"--app-name", b"basic-auth"]
     server_env = dict(
         item.split("=", 1) for item in
         Path(f"/proc/{mlflow_service.pgid}/environ").read_bytes().decode().split("\0") if "=" in item
     )
     assert quoted in server_env["MLFLOW_BACKEND_STORE_URI"]
+    assert server_env["MLFLOW_AUTH_ADMIN_PASSWORD"] == admin_password
+    assert server_env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == flask_key
+    # basic_auth.ini: in the runtime directory, 0600, the auth store's URI, no admin password.
+    auth_ini = Path(server_env["MLFLOW_AUTH_CONFIG_PATH"])
+    assert auth_ini == runtime_dir / "basic_auth.ini"
+    assert stat.S_IMODE(auth_ini.stat().st_mode) == 0o600
+    assert [p.name for p in runtime_dir.iterdir()] == ["basic_auth.ini"]  # no leftover temp file
+    ini = auth_ini.read_text()
+    assert "default_permission = NO_PERMISSIONS\n" in ini and "admin_username = admin\n" in ini
+    assert admin_password not in ini and flask_key not in ini
+    auth_uri = check_auth_store(ini, engine)
     assert server_env["MLFLOW_ARTIFACTS_DESTINATION"] == f"s3://{bucket}/artifacts"
     assert server_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert server_env["MLFLOW_WORKERS"] == "2"
     assert server_env["MLFLOW_GATEWAY_BUDGET_REDIS_URL"] == "rediss://cache.example.test:6379/0"
     assert "https://mlflow.example.test" in server_env["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"].split(",")
-    assert DB_PASSWORD not in log_file.read_text()
+    log_text = log_file.read_text()
+    for secret in (DB_PASSWORD, quoted, admin_password, flask_key):
+        assert secret not in log_text
 
-    # --- Host validation through nginx -----------------------------------------------
+    # --- authentication and Host validation through nginx -------------------------------
+    admin = basic_auth("admin", admin_password)
     api = f"{base}/api/2.0/mlflow/experiments/search?max_results=1"
-    assert http_status(api, {"Host": "mlflow.example.test"}) == 200
-    assert http_status(api, {"Host": "evil.example"}) == 403
-    assert http_status(f"{base}/health", {"Host": "10.0.3.17"}) == 200  # the ALB's check
+    assert http_status(api, {"Host": "mlflow.example.test"}) == 401  # anonymous
+    assert http_status(api, {"Host": "mlflow.example.test", **basic_auth("admin", "wrong-password")}) == 401
+    assert http_status(api, {"Host": "mlflow.example.test", **admin}) == 200
+    assert http_status(api, {"Host": "evil.example", **admin}) == 403
+    assert http_status(f"{base}/health", {"Host": "10.0.3.17"}) == 200  # the ALB's check, anonymous
+    assert http_status(f"{base}/health") == 200
 
-    # --- the MLflow client through nginx ---------------------------------------------
+    # --- the MLflow client through nginx, with the admin credentials from SSM --------
+    stored = ssm.get_parameter(Name=f"{inputs.ssm_prefix}/mlflow/admin_password", WithDecryption=True)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", stored["Parameter"]["Value"])
     payload = os.urandom(1024 * 1024) + b"end"
     artifact = tmp_path / "payload.bin"
     artifact.write_bytes(payload)
@@ -233,6 +320,26 @@ def test_bootstrap_end_to_end(database, moto_server, base_dir, tls, tmp_path, re
     keys = [o["Key"] for o in moto_server.client("s3").list_objects_v2(
         Bucket=bucket, Prefix="artifacts/").get("Contents", [])]
     assert any(k.endswith("/data/payload.bin") for k in keys), keys
+
+    # --- restart against the initialized stores, with a rotated admin password --------
+    mlflow_service.stop()
+    assert mlflow_service.group_pids() == []
+    rotated = random_secret(32)
+    ssm.put_parameter(Name=f"{inputs.ssm_prefix}/mlflow/admin_password", Value=rotated,
+                      Type="SecureString", Overwrite=True)
+    mlflow_service = launcher()
+    started = time.monotonic()
+    mlflow_service.start()
+    wait_until(lambda: http_status(f"{base}/health") == 200, "MLflow /health after the restart", 120,
+               mlflow_service)
+    print(f"{engine}: restart to healthy {time.monotonic() - started:.1f}s")
+    assert "set the password of 'admin' to the one in SSM" in log_file.read_text()
+    assert http_status(api, {"Host": "mlflow.example.test", **admin}) == 401  # the old password
+    assert http_status(api, {"Host": "mlflow.example.test", **basic_auth("admin", rotated)}) == 200
+    assert http_status(api, {"Host": "mlflow.example.test"}) == 401
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", rotated)
+    assert MlflowClient(tracking_uri=base).get_run(run_id).data.params == {"alpha": "0.5"}
+    assert check_auth_store(auth_ini.read_text(), engine) == auth_uri
 
     # --- MLflow down: the health check through nginx must fail -------------------------
     mlflow_service.stop()
