@@ -83,7 +83,7 @@ class MlflowStack(AddressedStack):
             min_size=s.asg_min_size, desired_capacity=s.asg_desired_capacity, max_size=s.asg_max_size,
             mlflow_version=s.mlflow_version, mlflow_workers=s.mlflow_workers, db_engine=s.db_engine,
             certificate_arn=s.certificate_arn, deletion_protection=s.deletion_protection, tags=s.all_tags,
-            kms_key_id=sec.kms_key_id, auth=s.mlflow_auth, auth_secrets_version=s.mlflow_auth_secrets_version,
+            kms_key_id=sec.kms_key_id, waf=s.waf, auth=s.mlflow_auth, auth_secrets_version=s.mlflow_auth_secrets_version,
         ))
 
         alerts = Alerting(self, "alerting", AlertingProps(

@@ -38,6 +38,7 @@ from cdktf_cdktf_provider_aws.lb_listener import (
 )
 from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+from cdktf_cdktf_provider_aws.s3_bucket_logging import S3BucketLoggingA
 from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfiguration,
     S3BucketLifecycleConfigurationRule,
@@ -62,6 +63,12 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
     S3BucketVersioningVersioningConfiguration,
 )
 from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
+from cdktf_cdktf_provider_aws.wafv2_web_acl import (
+    Wafv2WebAcl,
+    Wafv2WebAclDefaultAction,
+    Wafv2WebAclVisibilityConfig,
+)
+from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssociation
 from constructs import Construct
 
 from .mlflow_instance import BootstrapInputs, render
@@ -125,6 +132,8 @@ class MlflowProps:
     """Tags of launched instances and volumes (provider default_tags do not reach them)."""
     kms_key_id: Optional[str] = None
     """Key id of the deployment key for SSM SecureStrings (as the database's); default kms_key_arn."""
+    waf: bool = False
+    """AWS WAF with AWS managed rules on the ALB."""
     auth: bool = True
     """MLflow basic auth (docs/auth.md): admin password and Flask secret key in SSM."""
     auth_secrets_version: int = 1
@@ -182,8 +191,21 @@ class Mlflow(Construct):
                 {"Sid": "AlbWritesAccessLogs", "Effect": "Allow", "Principal": log_writer,
                  "Action": "s3:PutObject",
                  "Resource": f"{alb_logs.arn}/alb/AWSLogs/{p.account_id}/*"},
+                {"Sid": "S3WritesArtifactBucketAccessLogs", "Effect": "Allow",
+                 "Principal": {"Service": "logging.s3.amazonaws.com"},
+                 "Action": "s3:PutObject",
+                 "Resource": f"{alb_logs.arn}/s3-access/artifacts/*",
+                 "Condition": {"StringEquals": {"aws:SourceAccount": p.account_id},
+                               "ArnLike": {"aws:SourceArn": artifacts.arn}}},
                 _deny_insecure_transport(alb_logs.arn),
             ),
+        )
+        # Who read or wrote which model or artifact: server access logs.
+        S3BucketLoggingA(
+            self, "aws_s3_bucket_logging.mlflow_artifacts",
+            bucket=artifacts.id,
+            target_bucket=alb_logs.id,
+            target_prefix="s3-access/artifacts/",
         )
         S3BucketLifecycleConfiguration(
             self, "aws_s3_bucket_lifecycle_configuration.alb_logs",
@@ -238,6 +260,8 @@ class Mlflow(Construct):
             ),
             tags={"Name": f"{p.prefix}-tg"},
         )
+        if p.waf:
+            self._waf(p)
         forward = [LbListenerDefaultAction(type="forward", target_group_arn=self.target_group.arn)]
         if p.certificate_arn:
             LbListener(
@@ -373,6 +397,38 @@ class Mlflow(Construct):
         self.artifact_bucket_arn: str = artifacts.arn
         self.alb_logs_bucket: str = alb_logs.bucket
         self.tracking_url: str = f"{'https' if p.certificate_arn else 'http'}://{self.alb.dns_name}"
+
+    def _waf(self, p: MlflowProps) -> None:
+        """AWS managed rules in front of MLflow. The common rule set's 8 KB body
+        limit only counts: artifact uploads go through the ALB (proxied artifacts)."""
+        def managed(name: str, priority: int, excluded_to_count: tuple[str, ...] = ()) -> dict:
+            statement: dict = {"VendorName": "AWS", "Name": name}
+            if excluded_to_count:
+                statement["RuleActionOverrides"] = [
+                    {"Name": r, "ActionToUse": {"Count": {}}} for r in excluded_to_count]
+            return {
+                "Name": name, "Priority": priority,
+                "Statement": {"ManagedRuleGroupStatement": statement},
+                "OverrideAction": {"None": {}},
+                "VisibilityConfig": {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True,
+                                     "MetricName": name},
+            }
+        acl = Wafv2WebAcl(
+            self, "aws_wafv2_web_acl.mlflow",
+            name=f"{p.prefix}-alb",
+            description="MLflow load balancer: AWS managed rules",
+            scope="REGIONAL",
+            default_action=Wafv2WebAclDefaultAction(allow={}),
+            rule_json=json.dumps([
+                managed("AWSManagedRulesAmazonIpReputationList", 0),
+                managed("AWSManagedRulesKnownBadInputsRuleSet", 1),
+                managed("AWSManagedRulesCommonRuleSet", 2, ("SizeRestrictions_BODY",)),
+            ]),
+            visibility_config=Wafv2WebAclVisibilityConfig(
+                cloudwatch_metrics_enabled=True, metric_name=f"{p.prefix}-alb", sampled_requests_enabled=True),
+        )
+        Wafv2WebAclAssociation(
+            self, "aws_wafv2_web_acl_association.mlflow", resource_arn=self.alb.arn, web_acl_arn=acl.arn)
 
     def _bucket(self, name: str, bucket_name: str, kms_key_arn: Optional[str]) -> S3Bucket:
         """A private, encrypted, owner-enforced bucket."""

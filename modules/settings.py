@@ -162,6 +162,9 @@ class Settings(_Strict):
     """ACM certificate for the HTTPS listener; with it, HTTP redirects to HTTPS."""
     alb_allowed_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"])
     """IPv4 CIDRs allowed to reach the load balancer on 80/443."""
+    waf: bool = False
+    """AWS WAF (IP reputation, known bad inputs, common rules) on the ALB; off by default (paid, and
+    MLflow's login already guards the API)."""
     ssh_allowed_cidrs: list[str] = Field(default_factory=list)
     """IPv4 CIDRs allowed to SSH to the instances. Default none: use Session Manager."""
     ssh_public_key: Optional[Annotated[str, Field(pattern=r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( [^\x00-\x1f\"\\$`{}]*)?$")]] = None

@@ -373,6 +373,27 @@ def test_buckets_private_encrypted_owner_enforced_tls_only(default):
         "Enabled"
 
 
+def test_artifact_bucket_access_is_logged_into_the_log_bucket(default):
+    logging = res(default, "aws_s3_bucket_logging.mlflow_artifacts")
+    assert logging["target_bucket"] == "${aws_s3_bucket.alb_logs.id}"
+    stmts = policy(default, "aws_s3_bucket_policy.alb_logs")["Statement"]
+    (writer,) = [st for st in stmts if st.get("Principal") == {"Service": "logging.s3.amazonaws.com"}]
+    assert writer["Condition"]["ArnLike"] == {"aws:SourceArn": "${aws_s3_bucket.mlflow_artifacts.arn}"}
+
+
+def test_waf_is_opt_in_with_managed_rules_and_large_bodies_counted_not_blocked(default):
+    assert "aws_wafv2_web_acl" not in default["resource"]
+    stack = synth_json(settings_for(waf=True))
+    acl = res(stack, "aws_wafv2_web_acl.mlflow")
+    rules = json.loads(acl["rule_json"])
+    assert {r["Name"] for r in rules} == {"AWSManagedRulesAmazonIpReputationList",
+                                          "AWSManagedRulesKnownBadInputsRuleSet", "AWSManagedRulesCommonRuleSet"}
+    common = [r for r in rules if r["Name"] == "AWSManagedRulesCommonRuleSet"][0]
+    assert common["Statement"]["ManagedRuleGroupStatement"]["RuleActionOverrides"] == [
+        {"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}]
+    assert res(stack, "aws_wafv2_web_acl_association.mlflow")["resource_arn"] == "${aws_lb.mlflow.arn}"
+
+
 def test_log_groups_encrypted_with_retention(default):
     for g in default["resource"]["aws_cloudwatch_log_group"].values():
         assert g["kms_key_id"] == "${aws_kms_key.mlflow.arn}" and g["retention_in_days"] == 30

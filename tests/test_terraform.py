@@ -16,7 +16,8 @@ from tests.support import SECOND_CONFIG, settings_for, synth_json, terraform, te
 pytestmark = pytest.mark.terraform
 
 
-@pytest.mark.parametrize("config", [{}, SECOND_CONFIG], ids=["default", "second"])
+@pytest.mark.parametrize("config", [{}, SECOND_CONFIG, {"waf": True, "adopt_hcl_deployment": True}],
+                         ids=["default", "second", "waf-and-adoption"])
 def test_terraform_validate_accepts_the_stack(tmp_path, config):
     stack = synth_json(settings_for(**config))
     terraform_copy(stack, tmp_path)
