@@ -153,7 +153,8 @@ class Mlflow(Construct):
         arn = f"arn:{p.partition}"
 
         # --- storage ----------------------------------------------------------
-        artifacts = self._bucket("mlflow_artifacts", p.artifact_bucket_name, kms_key_arn=p.kms_key_arn)
+        artifacts = self._bucket("mlflow_artifacts", p.artifact_bucket_name, kms_key_arn=p.kms_key_arn,
+                                 force_destroy=not p.deletion_protection)
         S3BucketVersioningA(
             self, "aws_s3_bucket_versioning.mlflow_artifacts",
             bucket=artifacts.id,
@@ -179,12 +180,13 @@ class Mlflow(Construct):
         )
 
         # ALB access logs cannot be encrypted with a customer managed key: SSE-S3.
-        alb_logs = self._bucket("alb_logs", p.alb_logs_bucket_name, kms_key_arn=None)
+        alb_logs = self._bucket("alb_logs", p.alb_logs_bucket_name, kms_key_arn=None,
+                               force_destroy=not p.deletion_protection)
         log_writer = (
             {"AWS": f"{arn}:iam::{ELB_LOG_ACCOUNTS[p.region]}:root"} if p.region in ELB_LOG_ACCOUNTS
             else {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
         )
-        S3BucketPolicy(
+        logs_policy = S3BucketPolicy(
             self, "aws_s3_bucket_policy.alb_logs",
             bucket=alb_logs.id,
             policy=_policy(
@@ -206,6 +208,7 @@ class Mlflow(Construct):
             bucket=artifacts.id,
             target_bucket=alb_logs.id,
             target_prefix="s3-access/artifacts/",
+            depends_on=[logs_policy],  # S3 checks the target's policy when logging is turned on
         )
         S3BucketLifecycleConfiguration(
             self, "aws_s3_bucket_lifecycle_configuration.alb_logs",
@@ -244,6 +247,7 @@ class Mlflow(Construct):
             idle_timeout=300,
             access_logs=LbAccessLogs(bucket=alb_logs.id, prefix="alb", enabled=True),
             tags={"Name": f"{p.prefix}-alb"},
+            depends_on=[logs_policy],  # ELB checks it may write the bucket when logging is turned on
         )
         self.target_group = LbTargetGroup(
             self, "aws_lb_target_group.mlflow",
@@ -430,9 +434,13 @@ class Mlflow(Construct):
         Wafv2WebAclAssociation(
             self, "aws_wafv2_web_acl_association.mlflow", resource_arn=self.alb.arn, web_acl_arn=acl.arn)
 
-    def _bucket(self, name: str, bucket_name: str, kms_key_arn: Optional[str]) -> S3Bucket:
-        """A private, encrypted, owner-enforced bucket."""
-        bucket = S3Bucket(self, f"aws_s3_bucket.{name}", bucket=bucket_name, force_destroy=False, tags={"Name": bucket_name})
+    def _bucket(self, name: str, bucket_name: str, kms_key_arn: Optional[str], force_destroy: bool) -> S3Bucket:
+        """A private, encrypted, owner-enforced bucket.
+
+        force_destroy only without deletion protection: destroy then empties it
+        (logs and artifacts included) instead of failing on BucketNotEmpty."""
+        bucket = S3Bucket(self, f"aws_s3_bucket.{name}", bucket=bucket_name, force_destroy=force_destroy,
+                          tags={"Name": bucket_name})
         S3BucketPublicAccessBlock(
             self, f"aws_s3_bucket_public_access_block.{name}", bucket=bucket.id,
             block_public_acls=True, block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,

@@ -149,7 +149,8 @@ class Settings(_Strict):
     db_password_version: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     """Bump to rotate the generated DB master password (RDS and SSM get a new one)."""
     deletion_protection: bool = True
-    """Protects the database and the load balancer from deletion; also keeps a final DB snapshot."""
+    """Protects the database and the load balancer from deletion, keeps a final DB snapshot and
+    refuses to destroy non-empty buckets; false lets `destroy` remove everything, data included."""
 
     # --- cache --------------------------------------------------------------
     redis_node_type: Annotated[str, Field(pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")] = "cache.t3.micro"

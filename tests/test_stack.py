@@ -373,6 +373,12 @@ def test_buckets_private_encrypted_owner_enforced_tls_only(default):
         "Enabled"
 
 
+def test_logging_waits_for_the_log_bucket_policy(default):
+    # S3 and ELB check the target bucket's policy when logging is switched on.
+    for address in ("aws_s3_bucket_logging.mlflow_artifacts", "aws_lb.mlflow"):
+        assert res(default, address)["depends_on"] == ["aws_s3_bucket_policy.alb_logs"], address
+
+
 def test_artifact_bucket_access_is_logged_into_the_log_bucket(default):
     logging = res(default, "aws_s3_bucket_logging.mlflow_artifacts")
     assert logging["target_bucket"] == "${aws_s3_bucket.alb_logs.id}"
@@ -392,6 +398,13 @@ def test_waf_is_opt_in_with_managed_rules_and_large_bodies_counted_not_blocked(d
     assert common["Statement"]["ManagedRuleGroupStatement"]["RuleActionOverrides"] == [
         {"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}]
     assert res(stack, "aws_wafv2_web_acl_association.mlflow")["resource_arn"] == "${aws_lb.mlflow.arn}"
+
+
+def test_buckets_are_only_force_destroyed_without_deletion_protection(default):
+    assert res(default, "aws_s3_bucket.mlflow_artifacts")["force_destroy"] is False
+    loose = synth_json(settings_for(deletion_protection=False))
+    assert res(loose, "aws_s3_bucket.alb_logs")["force_destroy"] is True
+    assert res(loose, "aws_db_instance.mlflow")["skip_final_snapshot"] is True
 
 
 def test_log_groups_encrypted_with_retention(default):

@@ -428,3 +428,45 @@ def rds_user_parameter_source() -> None:
             self.parameters[p["ParameterName"]]["Source"] = "user"
 
     DBParameterGroup.update_parameters = update_parameters
+
+
+@extension
+def rds_performance_insights() -> None:
+    """moto 5.2.5 CreateDBInstance and ModifyDBInstance ignore
+    EnablePerformanceInsights (and create ignores the KMS key and retention),
+    and DescribeDBInstances never returns PerformanceInsightsEnabled, so a
+    postgres instance (the stack turns Performance Insights on for postgres)
+    reads back with it off and the second plan wants to turn it on again. This
+    keeps the three settings as AWS reports them (retention defaults to 7 days).
+    """
+    from moto.rds.models import DBInstance
+
+    original_init = DBInstance.__init__
+    original_update = DBInstance.update
+
+    def _set(db: Any, kwargs: dict) -> None:
+        enabled = kwargs.get("enable_performance_insights")
+        if enabled is None:
+            return
+        db.performance_insights_enabled = bool(enabled)
+        if enabled:
+            db.performance_insights_kms_key_id = (
+                kwargs.get("performance_insights_kms_key_id") or getattr(db, "performance_insights_kms_key_id", None))
+            db.performance_insights_retention_period = int(
+                kwargs.get("performance_insights_retention_period")
+                or getattr(db, "performance_insights_retention_period", None) or 7)
+        else:
+            db.performance_insights_kms_key_id = db.performance_insights_retention_period = None
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.performance_insights_enabled = False
+        self.performance_insights_kms_key_id = self.performance_insights_retention_period = None
+        _set(self, kwargs)
+
+    def update(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_update(self, *args, **kwargs)
+        _set(self, kwargs)
+
+    DBInstance.__init__ = __init__
+    DBInstance.update = update
