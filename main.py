@@ -41,7 +41,7 @@ class MlflowStack(AddressedStack):
         configure_providers(self, s)
 
         boot = Bootstrap(self, "bootstrap", BootstrapProps(prefix=s.prefix, ssh_public_key=s.ssh_public_key))
-        artifact_bucket = f"{s.prefix}-artifacts-{boot.bucket_suffix_hex}"
+        artifact_bucket = s.artifact_bucket_name or f"{s.prefix}-artifacts-{boot.bucket_suffix_hex}"
         alb_logs_bucket = f"{s.prefix}-alb-logs-{boot.bucket_suffix_hex}"
         metrics_namespace = f"MLflow/{s.prefix}"
 

@@ -177,6 +177,10 @@ class Settings(_Strict):
     log_retention_days: int = 30
     """CloudWatch Logs retention; one of the values CloudWatch allows."""
 
+    artifact_bucket_name: Optional[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")]] = None
+    """Name of the artifact bucket; default <name>-<environment>-artifacts-<random suffix>.
+    Set it to adopt an existing bucket (with an import)."""
+
     # --- state and adoption -------------------------------------------------
     backend: Optional[S3BackendSettings] = None
     """Remote state in S3 with native locking; default: local state file."""
