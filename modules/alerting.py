@@ -5,7 +5,6 @@ Scaling notifications, and the CloudWatch alarms that publish to it.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from cdktf_cdktf_provider_aws.autoscaling_notification import AutoscalingNotification
@@ -15,7 +14,7 @@ from cdktf_cdktf_provider_aws.sns_topic_policy import SnsTopicPolicy
 from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
 from constructs import Construct
 
-from .base import element
+from .base import element, policy_document
 
 
 @dataclass(frozen=True)
@@ -45,18 +44,15 @@ class Alerting(Construct):
         SnsTopicPolicy(
             self, "aws_sns_topic_policy.alerts",
             arn=self.topic.arn,
-            policy=json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [
-                    {"Sid": "CloudWatchAlarmsPublish", "Effect": "Allow",
-                     "Principal": {"Service": "cloudwatch.amazonaws.com"},
-                     "Action": "sns:Publish", "Resource": self.topic.arn,
-                     "Condition": {"StringEquals": {"aws:SourceAccount": p.account_id}}},
-                    {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*",
-                     "Action": "sns:Publish", "Resource": self.topic.arn,
-                     "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
-                ],
-            }, indent=2),
+            policy=policy_document(
+                {"Sid": "CloudWatchAlarmsPublish", "Effect": "Allow",
+                 "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                 "Action": "sns:Publish", "Resource": self.topic.arn,
+                 "Condition": {"StringEquals": {"aws:SourceAccount": p.account_id}}},
+                {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*",
+                 "Action": "sns:Publish", "Resource": self.topic.arn,
+                 "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+            ),
         )
         if p.alert_emails:
             SnsTopicSubscription(

@@ -167,6 +167,19 @@ def element(values: Sequence[str], index: str = "count.index") -> str:
     return "${element(%s, %s)}" % (json.dumps([literal(v) for v in values]), index)
 
 
+def policy_document(*statements: dict[str, Any]) -> str:
+    """An IAM/resource policy document (JSON text) from statements."""
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, indent=2)
+
+
+def assume_role_policy(service: str, source_account: str | None = None) -> str:
+    """Trust policy letting one AWS service assume a role (optionally only for our account)."""
+    statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    if source_account is not None:
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
+    return policy_document(statement)
+
+
 def literal(text: str) -> str:
     """A user-supplied string, escaped so Terraform never interpolates it."""
     return text.replace("${", "$${").replace("%{", "%%{")

@@ -8,7 +8,6 @@ neither the synthesized JSON, the plan nor the state.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,6 +25,8 @@ from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from constructs import Construct
+
+from .base import assume_role_policy
 
 DB_NAME = "mlflow"
 DB_USERNAME = "mlflow_admin"
@@ -98,9 +99,7 @@ class Database(Construct):
                 self, "aws_iam_role.rds_enhanced_monitoring",
                 name=f"{p.prefix}-rds-monitoring",
                 description="RDS enhanced monitoring",
-                assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-                    "Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"},
-                    "Action": "sts:AssumeRole"}]}),
+                assume_role_policy=assume_role_policy("monitoring.rds.amazonaws.com"),
             )
             IamRolePolicyAttachment(
                 self, "aws_iam_role_policy_attachment.rds_enhanced_monitoring",

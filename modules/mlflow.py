@@ -71,6 +71,7 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl import (
 from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssociation
 from constructs import Construct
 
+from .base import policy_document as _policy
 from .mlflow_instance import BootstrapInputs, render
 
 HTTP_PORT = 80
@@ -138,10 +139,6 @@ class MlflowProps:
     """MLflow basic auth (docs/auth.md): admin password and Flask secret key in SSM."""
     auth_secrets_version: int = 1
     """Bump to generate new auth secrets (admin password and Flask secret key) in SSM."""
-
-
-def _policy(*statements: dict) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, indent=2)
 
 
 class Mlflow(Construct):

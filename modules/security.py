@@ -5,7 +5,6 @@ scoped policies, and the instance profile.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
@@ -22,7 +21,8 @@ from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityG
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
-from .base import element
+from .base import assume_role_policy, element
+from .base import policy_document as _policy
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,6 @@ class SecurityProps:
     """Log group of the VPC flow logs (encrypted with the deployment key)."""
     log_retention_days: int = 30
     """Retention of the VPC flow log group."""
-
-
-def _policy(*statements: dict) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, indent=2)
 
 
 class Security(Construct):
@@ -185,12 +181,7 @@ class Security(Construct):
             self, "aws_iam_role.vpc_flow_logs",
             name=f"{p.prefix}-vpc-flow-logs",
             description="VPC flow logs delivery to CloudWatch Logs",
-            assume_role_policy=_policy({
-                "Effect": "Allow",
-                "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": p.account_id}},
-            }),
+            assume_role_policy=assume_role_policy("vpc-flow-logs.amazonaws.com", p.account_id),
         )
         IamRolePolicy(
             self, "aws_iam_role_policy.vpc_flow_logs",
@@ -218,11 +209,7 @@ class Security(Construct):
             self, "aws_iam_role.mlflow_instance_role",
             name=f"{p.prefix}-instance",
             description="MLflow EC2 instances",
-            assume_role_policy=_policy({
-                "Effect": "Allow",
-                "Principal": {"Service": "ec2.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }),
+            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
             tags={"Name": f"{p.prefix}-instance"},
         )
         bucket_arn = f"{arn}:s3:::{p.artifact_bucket_name}"

@@ -8,7 +8,23 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+@pytest.fixture(scope="session")
+def default() -> dict:
+    """The default stack, synthesized once per session."""
+    from tests.support import settings_for, synth_json
+    return synth_json(settings_for())
+
+
+@pytest.fixture(scope="session")
+def second() -> dict:
+    """The second configuration (postgres, 3 AZs, single NAT, HTTPS), synthesized once."""
+    from tests.support import SECOND_CONFIG, settings_for, synth_json
+    return synth_json(settings_for(**SECOND_CONFIG))
 
 
 def pytest_configure(config):

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from modules.mlflow_instance import BootstrapInputs, render
-from tests.support import SECOND_CONFIG, settings_for, synth_json
 
 SECRETS = ("mlflow_admin_password", "mlflow_flask_secret_key")
 UNIT = "/etc/systemd/system/mlflow.service"
@@ -28,16 +27,6 @@ VALUES = {
     "mlflow/allowed_hosts": "alb.example", "mlflow/admin_password": "AdminSecret0123456789",
     "mlflow/flask_secret_key": "FlaskSecret0123456789",
 }
-
-
-@pytest.fixture(scope="module")
-def default() -> dict:
-    return synth_json(settings_for())
-
-
-@pytest.fixture(scope="module")
-def second() -> dict:
-    return synth_json(settings_for(**SECOND_CONFIG))
 
 
 def launcher(**overrides) -> types.ModuleType:

@@ -28,16 +28,6 @@ def guide_rows() -> list[tuple[str, str, str]]:
 ROWS = guide_rows()
 
 
-@pytest.fixture(scope="module")
-def default() -> dict:
-    return synth_json(settings_for())
-
-
-@pytest.fixture(scope="module")
-def second() -> dict:
-    return synth_json(settings_for(**SECOND_CONFIG))
-
-
 def res(stack: dict, address: str) -> dict:
     rtype, name = address.split(".", 1)
     return stack["resource"][rtype][name]
