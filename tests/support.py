@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,20 @@ def _synth_cached(settings_json: str) -> str:
 def synth_text(settings: Settings) -> str:
     """Synthesized JSON text; each distinct configuration is synthesized once per session."""
     return _synth_cached(settings.model_dump_json())
+
+
+def run_main(cwd: Path, settings_files: dict[str, str] | None = None, **env_overrides: str
+             ) -> subprocess.CompletedProcess:
+    """Run main.py as users do, in cwd, with exactly these files in its settings folder."""
+    settings = cwd / "settings"
+    settings.mkdir(parents=True, exist_ok=True)
+    for name, text in (settings_files or {}).items():
+        (settings / name).write_text(text)
+    env = dict(os.environ, MLFLOW_SETTINGS_DIR=str(settings), **env_overrides)
+    env.pop("MLFLOW_SETTINGS", None)
+    env.pop("CDKTF_OUTDIR", None)
+    return subprocess.run([sys.executable, str(ROOT / "main.py")], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
 
 
 def terraform_copy(stack_json: dict, workdir: Path, *, keep_backend: bool = False) -> Path:

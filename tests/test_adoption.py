@@ -1,16 +1,13 @@
 """Adoption of the guide's HCL deployment, import blocks, remote state and environments."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
 from modules.adoption import MOVED, REMOVED, SAME_ADDRESS, listener_moves, moved_blocks
 from modules.settings import SettingsError
-from tests.support import ROOT, SECOND_CONFIG, settings_for, synth_json
+from tests.support import ROOT, SECOND_CONFIG, run_main, settings_for, synth_json
 
 HCL_TABLE = ROOT / "tests" / "spec" / "hcl-deployment-addresses.tsv"
 SHARED_HCL_TABLE = ROOT.parent / "shared" / "spec" / "hcl-deployment-addresses.tsv"
@@ -116,14 +113,8 @@ def test_local_backend_is_the_default():
 
 
 def test_two_environments_synthesize_side_by_side(tmp_path):
-    settings = tmp_path / "settings"
-    settings.mkdir()
-    (settings / "dev.toml").write_text('environment = "dev"\n')
-    (settings / "prod.toml").write_text('environment = "prod"\ndb_engine = "postgres"\naz_count = 3\n')
-    env = dict(os.environ, MLFLOW_SETTINGS_DIR=str(settings))
-    env.pop("MLFLOW_SETTINGS", None)
-    proc = subprocess.run([sys.executable, str(ROOT / "main.py")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = run_main(tmp_path, {"dev.toml": 'environment = "dev"\n',
+                               "prod.toml": 'environment = "prod"\ndb_engine = "postgres"\naz_count = 3\n'})
     assert proc.returncode == 0, proc.stderr
     stacks = sorted(p.name for p in (tmp_path / "cdktf.out" / "stacks").iterdir())
     assert stacks == ["mlflow-dev", "mlflow-prod"]
@@ -134,12 +125,6 @@ def test_two_environments_synthesize_side_by_side(tmp_path):
 
 
 def test_two_files_for_one_environment_are_refused(tmp_path):
-    settings = tmp_path / "settings"
-    settings.mkdir()
-    (settings / "a.toml").write_text('environment = "prod"\n')
-    (settings / "b.toml").write_text('environment = "prod"\n')
-    env = dict(os.environ, MLFLOW_SETTINGS_DIR=str(settings))
-    proc = subprocess.run([sys.executable, str(ROOT / "main.py")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = run_main(tmp_path, {"a.toml": 'environment = "prod"\n', "b.toml": 'environment = "prod"\n'})
     assert proc.returncode == 2 and "mlflow-prod" in proc.stderr
     assert not (tmp_path / "cdktf.out").exists()

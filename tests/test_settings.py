@@ -1,14 +1,11 @@
 """Settings: defaults, files, and clear one-paragraph errors that write nothing."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import pytest
 
 from modules.settings import Settings, SettingsError, load_settings
-from tests.support import ROOT
+from tests.support import run_main
 
 
 def error_of(**overrides) -> str:
@@ -77,15 +74,6 @@ def test_broken_toml_and_missing_file_are_clear(tmp_path):
         load_settings(tmp_path / "nope.toml")
 
 
-def _run_main(tmp_path, settings_text: str | None):
-    env = dict(os.environ, MLFLOW_SETTINGS_DIR=str(tmp_path / "settings"))
-    (tmp_path / "settings").mkdir()
-    if settings_text is not None:
-        (tmp_path / "settings" / "bad.toml").write_text(settings_text)
-    return subprocess.run([sys.executable, str(ROOT / "main.py")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
 @pytest.mark.parametrize("text,field", [
     ("az_count = 7\n", "az_count"),
     ("asg_min_size = 4\nasg_max_size = 2\n", "asg_min_size"),
@@ -93,7 +81,7 @@ def _run_main(tmp_path, settings_text: str | None):
     ('db_engine = "mssql"\n', "db_engine"),
 ])
 def test_main_stops_with_one_paragraph_and_writes_nothing(tmp_path, text, field):
-    proc = _run_main(tmp_path, text)
+    proc = run_main(tmp_path, {"bad.toml": text})
     assert proc.returncode == 2
     assert field in proc.stderr and "Traceback" not in proc.stderr and "jsii" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -101,7 +89,7 @@ def test_main_stops_with_one_paragraph_and_writes_nothing(tmp_path, text, field)
 
 
 def test_main_with_no_settings_file_synthesizes_the_default_stack(tmp_path):
-    proc = _run_main(tmp_path, None)
+    proc = run_main(tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "cdktf.out" / "stacks" / "mlflow-dev" / "cdk.tf.json").exists()
     assert proc.stderr.strip() == "", proc.stderr  # no Node end-of-life banner, no warnings
