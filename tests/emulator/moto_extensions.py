@@ -378,6 +378,34 @@ def ec2_group_rule_descriptions() -> None:
 
 
 @extension
+def ec2_atomic_security_group_rule_updates() -> None:
+    """moto's server answers requests on threads, and its AuthorizeSecurityGroup*
+    and RevokeSecurityGroup* rebuild a group's rule list from a snapshot
+    (``group.egress_rules = [r for r in ... if ...]``) without a lock. The
+    provider runs up to 10 operations at once, so revoking the default egress
+    rule while another rule of the same group is authorized can silently drop
+    the new rule; destroy then fails with InvalidPermission.NotFound (seen once
+    in five runs). AWS applies each call atomically: serialize them.
+    """
+    import functools
+    import threading
+
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+
+    lock = threading.RLock()
+    for name in ("authorize_security_group_ingress", "authorize_security_group_egress",
+                 "revoke_security_group_ingress", "revoke_security_group_egress",
+                 "create_security_group", "delete_security_group"):
+        original = getattr(SecurityGroupBackend, name)
+
+        def locked(*args: Any, __original: Callable[..., Any] = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(*args, **kwargs)
+
+        setattr(SecurityGroupBackend, name, functools.wraps(original)(locked))
+
+
+@extension
 def ec2_launch_template_resource_tags() -> None:
     """CreateLaunchTemplate's TagSpecifications tag the launch template itself
     (ResourceType launch-template). moto 5.2.5 also copies them into the
