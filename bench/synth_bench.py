@@ -81,7 +81,9 @@ def main() -> None:
     ap.add_argument("--no-suite", action="store_true", help="skip timing the unit suite")
     args = ap.parse_args()
 
-    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, JSII_NODE={os.environ.get('JSII_NODE', 'node (from modules/node_runtime)')}")
+    node = os.environ.get("JSII_NODE") or str(ROOT / "node_modules" / ".bin" / "node")
+    node_version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, jsii on node {node_version}")
     lazy_wall, lazy_rss = synth(False, args.runs)
     eager_wall, eager_rss = synth(True, args.runs)
     print(f"default-stack synth, lazy provider import : {lazy_wall:6.2f} s wall (median of {args.runs}), peak RSS {lazy_rss} MiB")
