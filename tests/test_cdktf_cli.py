@@ -14,7 +14,13 @@ CLI = ROOT / "node_modules" / ".bin" / "cdktf"
 
 @pytest.mark.skipif(not CLI.exists() and not os.environ.get("CI"), reason="npm ci not run")
 def test_cdktf_synth_equals_the_readme_synth(tmp_path):
-    env = dict(os.environ, CHECKPOINT_DISABLE="1", PIPENV_VENV_IN_PROJECT="1", CI="1")
+    # As from a user's shell: cdktf.json runs `python3 -m pipenv run ...`, so python3 must be
+    # the interpreter pipenv is installed for, not this test's virtualenv.
+    venv_bin = os.path.dirname(sys.executable)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_bin)
+    env = dict(os.environ, PATH=path, CHECKPOINT_DISABLE="1", PIPENV_VENV_IN_PROJECT="1", CI="1")
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("PIPENV_ACTIVE", None)
     for var in ("MLFLOW_SETTINGS", "MLFLOW_SETTINGS_DIR", "CDKTF_OUTDIR", "MLFLOW_EAGER_PROVIDER_IMPORT"):
         env.pop(var, None)
     cli = subprocess.run([str(CLI), "synth", "--output", str(tmp_path / "cli")], cwd=ROOT, env=env,
