@@ -41,14 +41,15 @@ class MlflowStack(AddressedStack):
         configure_providers(self, s)
 
         boot = Bootstrap(self, "bootstrap", BootstrapProps(prefix=s.prefix, ssh_public_key=s.ssh_public_key))
+        names = s.names
         artifact_bucket = s.artifact_bucket_name or f"{s.prefix}-artifacts-{boot.bucket_suffix_hex}"
-        alb_logs_bucket = f"{s.prefix}-alb-logs-{boot.bucket_suffix_hex}"
+        alb_logs_bucket = names.alb_logs_bucket(boot.bucket_suffix_hex)
         metrics_namespace = f"MLflow/{s.prefix}"
 
         net = Networking(self, "networking", NetworkingProps(
             prefix=s.prefix, region=s.region, vpc_cidr=s.vpc_cidr, azs=s.azs,
             public_cidrs=s.subnet_cidrs("public"), private_cidrs=s.subnet_cidrs("private"),
-            database_cidrs=s.subnet_cidrs("database"), nat_count=s.nat_count,
+            database_cidrs=s.subnet_cidrs("database"), nat_count=s.nat_count, names=names,
         ))
 
         sec = Security(self, "security", SecurityProps(
@@ -58,22 +59,27 @@ class MlflowStack(AddressedStack):
             artifact_bucket_name=artifact_bucket, ssm_prefix=s.ssm_prefix,
             log_group_names=s.log_group_names, metrics_namespace=metrics_namespace,
             flow_log_group_name=s.flow_log_group_name, log_retention_days=s.log_retention_days,
+            names=names, private_cidrs=s.subnet_cidrs("private"), database_cidrs=s.subnet_cidrs("database"),
         ))
 
         db = Database(self, "database", DatabaseProps(
-            prefix=s.prefix, ssm_prefix=s.ssm_prefix, engine=s.db_engine, engine_version=s.engine_version,
+            prefix=s.prefix, names=names, engine=s.db_engine, engine_version=s.engine_version,
+            engine_version_pinned=s.engine_version_pinned,
             parameter_family=s.db_parameter_family, port=s.db_port, instance_class=s.db_instance_class,
             allocated_storage_gb=s.db_allocated_storage_gb, max_allocated_storage_gb=s.db_max_allocated_storage_gb,
             multi_az=s.db_multi_az, backup_retention_days=s.db_backup_retention_days,
             deletion_protection=s.deletion_protection, password_version=s.db_password_version,
+            keep_deployed_password=s.keep_deployed_db_password,
             subnet_ids=net.database_subnet_ids, database_security_group_id=sec.database_security_group_id,
             cache_security_group_id=sec.cache_security_group_id, kms_key_arn=sec.kms_key_arn,
             kms_key_id=sec.kms_key_id, redis_node_type=s.redis_node_type, redis_num_nodes=s.redis_num_nodes,
+            redis_uses_deployment_key=s.redis_uses_deployment_key,
             partition=boot.partition, monitoring_interval=s.db_monitoring_interval,
+            region=s.region, account_id=boot.account_id,
         ))
 
         app = Mlflow(self, "mlflow", MlflowProps(
-            prefix=s.prefix, region=s.region, account_id=boot.account_id, partition=boot.partition,
+            prefix=s.prefix, names=names, region=s.region, account_id=boot.account_id, partition=boot.partition,
             vpc_id=net.vpc_id, public_subnet_ids=net.public_subnet_ids, private_subnet_ids=net.private_subnet_ids,
             alb_security_group_id=sec.alb_security_group_id, app_security_group_id=sec.app_security_group_id,
             instance_profile_arn=sec.instance_profile_arn, kms_key_arn=sec.kms_key_arn, key_name=boot.key_name,

@@ -73,6 +73,7 @@ from constructs import Construct
 
 from .base import policy_document as _policy
 from .mlflow_instance import BootstrapInputs, render
+from .naming import Names
 
 HTTP_PORT = 80
 MLFLOW_PORT = 5000
@@ -103,6 +104,8 @@ def ami_parameter(instance_type: str) -> str:
 @dataclass(frozen=True)
 class MlflowProps:
     prefix: str
+    names: Names
+    """Auto Scaling group and launch template names, SSM parameter names."""
     region: str
     account_id: str
     partition: str
@@ -289,12 +292,12 @@ class Mlflow(Construct):
         # --- boot-time configuration the instances read from SSM ---------------
         SsmParameter(
             self, "aws_ssm_parameter.artifact_bucket",
-            name=f"{p.ssm_prefix}/mlflow/artifact_bucket", type="String", value=artifacts.bucket,
+            name=p.names.ssm["mlflow/artifact_bucket"], type="String", value=artifacts.bucket,
             description="MLflow artifact bucket",
         )
         SsmParameter(
             self, "aws_ssm_parameter.allowed_hosts",
-            name=f"{p.ssm_prefix}/mlflow/allowed_hosts", type="String", value=self.alb.dns_name,
+            name=p.names.ssm["mlflow/allowed_hosts"], type="String", value=self.alb.dns_name,
             description="Host names MLflow answers to (the load balancer's)",
         )
         if p.auth:
@@ -313,7 +316,7 @@ class Mlflow(Construct):
                 )
                 SsmParameter(
                     self, f"aws_ssm_parameter.mlflow_{key}",
-                    name=f"{p.ssm_prefix}/mlflow/{key}",
+                    name=p.names.ssm[f"mlflow/{key}"],
                     description=description,
                     type="SecureString",
                     key_id=p.kms_key_id or p.kms_key_arn,
@@ -339,7 +342,7 @@ class Mlflow(Construct):
         instance_tags = {**p.tags, "Name": f"{p.prefix}-mlflow"}
         self.launch_template = LaunchTemplate(
             self, "aws_launch_template.mlflow",
-            name=f"{p.prefix}-mlflow",
+            **p.names.launch_template.kwargs(description=False),
             description=f"MLflow {p.mlflow_version}",
             image_id=f"resolve:ssm:{ami_parameter(p.instance_type)}",
             instance_type=p.instance_type,
@@ -367,7 +370,7 @@ class Mlflow(Construct):
         )
         self.asg = AutoscalingGroup(
             self, "aws_autoscaling_group.mlflow",
-            name=f"{p.prefix}-mlflow",
+            name=p.names.asg,
             min_size=p.min_size,
             desired_capacity=p.desired_capacity,
             max_size=p.max_size,

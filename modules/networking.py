@@ -18,11 +18,11 @@ from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.subnet import Subnet
 from cdktf_cdktf_provider_aws.vpc import Vpc
 from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint
-from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
-from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
 from .base import element, indexed, splat
+from .naming import Names
+from .sg_rules import Rule, add_rules
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class NetworkingProps:
     database_cidrs: list[str]
     nat_count: int
     """1 (single NAT) or len(azs) (one per AZ)."""
+    names: Names
+    """Name and description of the endpoint security group, and its rule style."""
 
 
 class Networking(Construct):
@@ -123,25 +125,14 @@ class Networking(Construct):
         )
         endpoint_sg = SecurityGroup(
             self, "aws_security_group.vpc_endpoints",
-            name=f"{p.prefix}-vpc-endpoints",
-            description="Interface VPC endpoints: HTTPS from inside the VPC",
+            **p.names.security_groups["vpc_endpoints"].kwargs(),
             vpc_id=self.vpc.id,
             tags={"Name": f"{p.prefix}-vpc-endpoints"},
         )
-        VpcSecurityGroupIngressRule(
-            self, "aws_vpc_security_group_ingress_rule.vpc_endpoints_https",
-            security_group_id=endpoint_sg.id,
-            description="HTTPS from the VPC",
-            ip_protocol="tcp", from_port=443, to_port=443,
-            cidr_ipv4=p.vpc_cidr,
-        )
-        VpcSecurityGroupEgressRule(
-            self, "aws_vpc_security_group_egress_rule.vpc_endpoints_vpc",
-            security_group_id=endpoint_sg.id,
-            description="Responses stay inside the VPC",
-            ip_protocol="tcp", from_port=443, to_port=443,
-            cidr_ipv4=p.vpc_cidr,
-        )
+        add_rules(self, endpoint_sg, [
+            Rule("vpc_endpoints_https", "ingress", 443, "HTTPS from the VPC", cidr=p.vpc_cidr),
+            Rule("vpc_endpoints_vpc", "egress", 443, "Responses stay inside the VPC", cidr=p.vpc_cidr),
+        ], inline=p.names.inline_security_group_rules)
         VpcEndpoint(
             self, "aws_vpc_endpoint.ec2",
             vpc_id=self.vpc.id,

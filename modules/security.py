@@ -17,12 +17,12 @@ from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAtt
 from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
-from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
-from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
-from .base import assume_role_policy, element
+from .base import assume_role_policy
 from .base import policy_document as _policy
+from .naming import Names
+from .sg_rules import Rule, add_rules
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,12 @@ class SecurityProps:
     """Log groups the instances may write to."""
     metrics_namespace: str
     """Only CloudWatch namespace the instances may put metrics into."""
+    names: Names
+    """Names, name prefixes and descriptions of the groups, role, profile, policies and key alias."""
+    private_cidrs: list[str]
+    """Private subnets (the instances): inline-style egress from the load balancer."""
+    database_cidrs: list[str]
+    """Database subnets (RDS, Redis): inline-style egress from the instances."""
     flow_log_group_name: str = "/mlflow/dev/vpc-flow-logs"
     """Log group of the VPC flow logs (encrypted with the deployment key)."""
     log_retention_days: int = 30
@@ -62,53 +68,43 @@ class Security(Construct):
         account_root = f"{arn}:iam::{p.account_id}:root"
 
         # --- security groups ---------------------------------------------
-        def group(name: str, description: str) -> SecurityGroup:
+        def group(key: str) -> SecurityGroup:
             return SecurityGroup(
-                self, f"aws_security_group.{name}",
-                name=f"{p.prefix}-{name.replace('_', '-')}",
-                description=description,
+                self, f"aws_security_group.{key}",
+                **p.names.security_groups[key].kwargs(),
                 vpc_id=p.vpc_id,
-                tags={"Name": f"{p.prefix}-{name.replace('_', '-')}"},
+                tags={"Name": f"{p.prefix}-{key.replace('_', '-')}"},
             )
 
-        self.alb_sg = group("alb", "MLflow load balancer: HTTP/HTTPS from the allowed CIDRs")
-        self.app_sg = group("mlflow_app", "MLflow instances: nginx and MLflow from the load balancer only")
-        self.db_sg = group("database", "MLflow database: engine port from the MLflow instances only")
-        self.cache_sg = group("elasticache", "MLflow Redis: 6379 from the MLflow instances only")
+        self.alb_sg = group("alb")
+        self.app_sg = group("mlflow_app")
+        self.db_sg = group("database")
+        self.cache_sg = group("elasticache")
 
-        def ingress(name: str, sg: SecurityGroup, port: int, description: str, *, source_sg=None, cidrs=None):
-            kw: dict = {}
-            if source_sg is not None:
-                kw["referenced_security_group_id"] = source_sg.id
-            else:
-                kw["count"] = len(cidrs)
-                kw["cidr_ipv4"] = element(cidrs)
-            VpcSecurityGroupIngressRule(
-                self, f"aws_vpc_security_group_ingress_rule.{name}", security_group_id=sg.id, description=description,
-                ip_protocol="tcp", from_port=port, to_port=port, **kw,
-            )
-
-        def egress(name: str, sg: SecurityGroup, port: int, description: str, *, dest_sg=None, cidr=None):
-            kw = {"referenced_security_group_id": dest_sg.id} if dest_sg is not None else {"cidr_ipv4": cidr}
-            VpcSecurityGroupEgressRule(
-                self, f"aws_vpc_security_group_egress_rule.{name}", security_group_id=sg.id, description=description,
-                ip_protocol="tcp", from_port=port, to_port=port, **kw,
-            )
-
-        ingress("alb_http", self.alb_sg, 80, "HTTP from allowed CIDRs", cidrs=p.alb_allowed_cidrs)
-        ingress("alb_https", self.alb_sg, 443, "HTTPS from allowed CIDRs", cidrs=p.alb_allowed_cidrs)
-        egress("alb_to_app_http", self.alb_sg, 80, "To nginx on the MLflow instances", dest_sg=self.app_sg)
-
-        ingress("app_http_from_alb", self.app_sg, 80, "nginx from the load balancer", source_sg=self.alb_sg)
-        ingress("app_mlflow_from_alb", self.app_sg, 5000, "MLflow port from the load balancer", source_sg=self.alb_sg)
-        if p.ssh_allowed_cidrs:
-            ingress("app_ssh", self.app_sg, 22, "SSH from allowed CIDRs", cidrs=p.ssh_allowed_cidrs)
-        egress("app_https", self.app_sg, 443, "HTTPS to AWS APIs and package repositories", cidr="0.0.0.0/0")
-        egress("app_to_database", self.app_sg, p.db_port, "To the database", dest_sg=self.db_sg)
-        egress("app_to_redis", self.app_sg, 6379, "To Redis", dest_sg=self.cache_sg)
-
-        ingress("database_from_app", self.db_sg, p.db_port, "Database port from the MLflow instances", source_sg=self.app_sg)
-        ingress("elasticache_from_app", self.cache_sg, 6379, "Redis from the MLflow instances", source_sg=self.app_sg)
+        alb_rules = [
+            Rule("alb_http", "ingress", 80, "HTTP from allowed CIDRs", cidrs=p.alb_allowed_cidrs),
+            Rule("alb_https", "ingress", 443, "HTTPS from allowed CIDRs", cidrs=p.alb_allowed_cidrs),
+            Rule("alb_to_app_http", "egress", 80, "To nginx on the MLflow instances",
+                 peer=self.app_sg, peer_cidrs=p.private_cidrs),
+        ]
+        app_rules = [
+            Rule("app_http_from_alb", "ingress", 80, "nginx from the load balancer", peer=self.alb_sg),
+            Rule("app_mlflow_from_alb", "ingress", 5000, "MLflow port from the load balancer", peer=self.alb_sg),
+            *([Rule("app_ssh", "ingress", 22, "SSH from allowed CIDRs", cidrs=p.ssh_allowed_cidrs)]
+              if p.ssh_allowed_cidrs else []),
+            Rule("app_https", "egress", 443, "HTTPS to AWS APIs and package repositories", cidr="0.0.0.0/0"),
+            Rule("app_to_database", "egress", p.db_port, "To the database", peer=self.db_sg,
+                 peer_cidrs=p.database_cidrs),
+            Rule("app_to_redis", "egress", 6379, "To Redis", peer=self.cache_sg, peer_cidrs=p.database_cidrs),
+        ]
+        db_rules = [Rule("database_from_app", "ingress", p.db_port, "Database port from the MLflow instances",
+                         peer=self.app_sg)]
+        cache_rules = [Rule("elasticache_from_app", "ingress", 6379, "Redis from the MLflow instances",
+                            peer=self.app_sg)]
+        inline = p.names.inline_security_group_rules
+        for sg, rules in ((self.alb_sg, alb_rules), (self.app_sg, app_rules), (self.db_sg, db_rules),
+                          (self.cache_sg, cache_rules)):
+            add_rules(self, sg, rules, inline=inline)
 
         # --- KMS ------------------------------------------------------------
         asg_role = f"{arn}:iam::{p.account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
@@ -168,7 +164,7 @@ class Security(Construct):
             policy=key_policy,
             tags={"Name": f"{p.prefix}-key"},
         )
-        KmsAlias(self, "aws_kms_alias.mlflow", name=f"alias/{p.prefix}", target_key_id=self.kms_key.key_id)
+        KmsAlias(self, "aws_kms_alias.mlflow", name=p.names.kms_alias, target_key_id=self.kms_key.key_id)
 
         # --- VPC flow logs: every accepted and rejected flow, to an encrypted log group ---
         flow_group = CloudwatchLogGroup(
@@ -207,8 +203,7 @@ class Security(Construct):
         # --- IAM ------------------------------------------------------------
         self.role = IamRole(
             self, "aws_iam_role.mlflow_instance_role",
-            name=f"{p.prefix}-instance",
-            description="MLflow EC2 instances",
+            **p.names.instance_role.kwargs(),
             assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
             tags={"Name": f"{p.prefix}-instance"},
         )
@@ -217,7 +212,7 @@ class Security(Construct):
         param_arn = f"{arn}:ssm:{p.region}:{p.account_id}:parameter{p.ssm_prefix}"
 
         policies = {
-            "mlflow_s3_policy": ("Artifacts bucket: list, read, write, delete", _policy(
+            "mlflow_s3_policy": _policy(
                 {"Sid": "ListArtifactsBucket", "Effect": "Allow",
                  "Action": ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
                  "Resource": bucket_arn},
@@ -225,8 +220,8 @@ class Security(Construct):
                  "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
                             "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
                  "Resource": f"{bucket_arn}/*"},
-            )),
-            "mlflow_cloudwatch_policy": ("Write the MLflow log groups and metrics", _policy(
+            ),
+            "mlflow_cloudwatch_policy": _policy(
                 {"Sid": "WriteOwnLogGroups", "Effect": "Allow",
                  "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
                  "Resource": [a for g in log_arns for a in (g, f"{g}:*")]},
@@ -234,26 +229,21 @@ class Security(Construct):
                 {"Sid": "PutOwnMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData",
                  "Resource": "*",
                  "Condition": {"StringEquals": {"cloudwatch:namespace": p.metrics_namespace}}},
-            )),
-            "mlflow_ssm_policy": ("Read this deployment's parameters", _policy(
+            ),
+            "mlflow_ssm_policy": _policy(
                 {"Sid": "ReadOwnParameters", "Effect": "Allow",
                  "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
                  "Resource": [param_arn, f"{param_arn}/*"]},
-            )),
-            "mlflow_kms_policy": ("Use the deployment key (SSM SecureString, S3 SSE-KMS)", _policy(
+            ),
+            "mlflow_kms_policy": _policy(
                 {"Sid": "UseDeploymentKey", "Effect": "Allow",
                  "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
                  "Resource": self.kms_key.arn},
-            )),
+            ),
         }
         self.policy_arns: dict[str, str] = {}
-        for name, (description, document) in policies.items():
-            policy = IamPolicy(
-                self, f"aws_iam_policy.{name}",
-                name=f"{p.prefix}-{name.removeprefix('mlflow_').replace('_', '-')}",
-                description=description,
-                policy=document,
-            )
+        for name, document in policies.items():
+            policy = IamPolicy(self, f"aws_iam_policy.{name}", **p.names.instance_policies[name].kwargs(), policy=document)
             IamRolePolicyAttachment(self, f"aws_iam_role_policy_attachment.{name}_attachment", role=self.role.name, policy_arn=policy.arn)
             self.policy_arns[name] = policy.arn
         # Session Manager shell access instead of open SSH.
@@ -263,7 +253,8 @@ class Security(Construct):
             policy_arn=f"{arn}:iam::aws:policy/AmazonSSMManagedInstanceCore",
         )
         profile = IamInstanceProfile(
-            self, "aws_iam_instance_profile.mlflow_instance_profile", name=f"{p.prefix}-instance", role=self.role.name,
+            self, "aws_iam_instance_profile.mlflow_instance_profile", **p.names.instance_profile.kwargs(),
+            role=self.role.name,
         )
 
         # Typed outputs.

@@ -9,6 +9,7 @@ allowed.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
 import tomllib
 from pathlib import Path
@@ -22,6 +23,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from .naming import Names, names_for
 
 # CloudWatch Logs accepts only these retention periods (days; 0 = never expire
 # is not offered: production logs should expire).
@@ -110,6 +113,13 @@ class Settings(_Strict):
     """Bits added to the VPC prefix for each subnet (5 gives /21 subnets in a /16)."""
     nat_gateway_mode: Literal["per_az", "single"] = "per_az"
     """One NAT gateway per AZ (resilient) or a single one (cheaper)."""
+    public_subnet_cidrs: Optional[list[str]] = None
+    """Explicit CIDRs of the public subnets, one per AZ in AZ order. Default: derived from vpc_cidr
+    (slot i of the VPC split by subnet_newbits). Set all three lists to reproduce a deployed layout."""
+    private_subnet_cidrs: Optional[list[str]] = None
+    """Explicit CIDRs of the private (instance) subnets, one per AZ. Default: slot 8+i."""
+    database_subnet_cidrs: Optional[list[str]] = None
+    """Explicit CIDRs of the database subnets, one per AZ. Default: slot 16+i."""
 
     # --- compute ------------------------------------------------------------
     instance_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] = "t3.medium"
@@ -133,7 +143,9 @@ class Settings(_Strict):
     db_engine: Literal["mysql", "postgres"] = "mysql"
     """RDS engine: mysql (the guide's default) or postgres."""
     db_engine_version: Optional[str] = None
-    """Major version; default 8.0 for mysql, 16 for postgres."""
+    """Major version (8.0, 8.4; 14 to 17), or a deployed full version such as 8.0.43 when adopting a
+    database: Terraform then keeps what is deployed and leaves minor upgrades to AWS. Default 8.0 for
+    mysql, 16 for postgres."""
     db_instance_class: Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")] = "db.t3.small"
     """RDS instance class."""
     db_allocated_storage_gb: Annotated[int, Field(ge=20, le=65536)] = 20
@@ -147,7 +159,8 @@ class Settings(_Strict):
     db_monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] = 60
     """RDS enhanced monitoring interval in seconds (OS metrics); 0 turns it off."""
     db_password_version: Annotated[int, Field(ge=1, le=1_000_000)] = 1
-    """Bump to rotate the generated DB master password (RDS and SSM get a new one)."""
+    """Bump to rotate the generated DB master password (RDS and SSM get a new one). With naming "hcl",
+    version 1 is the adopted deployment's password, left as it is; bumping it generates ours."""
     deletion_protection: bool = True
     """Protects the database and the load balancer from deletion, keeps a final DB snapshot and
     refuses to destroy non-empty buckets; false lets `destroy` remove everything, data included."""
@@ -157,6 +170,10 @@ class Settings(_Strict):
     """ElastiCache node type."""
     redis_num_nodes: Annotated[int, Field(ge=1, le=6)] = 2
     """Primary plus replicas; 2 or more turns on automatic failover and Multi-AZ."""
+    redis_at_rest_key: Optional[Literal["deployment", "aws"]] = None
+    """Key of Redis's encryption at rest: the deployment's KMS key, or the AWS-owned ElastiCache key.
+    Default: deployment (naming "standard"); aws (naming "hcl", as the HCL deployment has it). Changing
+    it REPLACES the cache: its data is lost."""
 
     # --- edge ---------------------------------------------------------------
     certificate_arn: Optional[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$")]] = None
@@ -182,10 +199,15 @@ class Settings(_Strict):
     Set it to adopt an existing bucket (with an import)."""
 
     # --- state and adoption -------------------------------------------------
+    naming: Literal["standard", "hcl"] = "standard"
+    """Naming profile: "standard" (this project's names) or "hcl" (the names, paths and descriptions of
+    a deployment of the guide's public HCL stack, so that adopting it replaces nothing that holds data;
+    docs/adoption.md). Choose once per environment: changing it replaces most resources."""
     backend: Optional[S3BackendSettings] = None
     """Remote state in S3 with native locking; default: local state file."""
     adopt_hcl_deployment: bool = False
-    """Emit moved/removed blocks to take over a deployment of the guide's public HCL stack."""
+    """Emit moved/removed blocks to take over a deployment of the guide's public HCL stack
+    (needs naming = "hcl"; docs/adoption.md)."""
     imports: dict[Annotated[str, Field(pattern=_ADDRESS)], Annotated[str, Field(pattern=_IMPORT_ID)]] = Field(
         default_factory=dict)
     """Existing AWS objects to adopt: our address -> AWS id (emits import blocks)."""
@@ -269,10 +291,16 @@ class Settings(_Strict):
                 "name/environment", self.prefix,
                 "name and environment together at most 23 characters (load balancer names are limited to 32)",
             )
-        if self.db_engine_version is not None and self.db_engine_version not in DB_ENGINE_VERSIONS[self.db_engine]:
+        if self.db_engine_version is not None and _major_version(self.db_engine, self.db_engine_version) is None:
             raise _FieldError(
                 "db_engine_version", self.db_engine_version,
-                f"for {self.db_engine}: one of {', '.join(DB_ENGINE_VERSIONS[self.db_engine])}",
+                f"for {self.db_engine}: a major version ({', '.join(DB_ENGINE_VERSIONS[self.db_engine])}) "
+                f"or a full deployed version of one ({'8.0.43' if self.db_engine == 'mysql' else '16.4'})",
+            )
+        if self.adopt_hcl_deployment and self.naming != "hcl":
+            raise _FieldError(
+                "adopt_hcl_deployment", True,
+                'only with naming = "hcl", which keeps the adopted deployment\'s names (docs/adoption.md)',
             )
         if self.db_max_allocated_storage_gb < self.db_allocated_storage_gb:
             raise _FieldError(
@@ -292,7 +320,39 @@ class Settings(_Strict):
                 "subnet_newbits", self.subnet_newbits,
                 f"at most {28 - net.prefixlen} for vpc_cidr {self.vpc_cidr} (subnets can be no smaller than /28)",
             )
+        self._check_subnet_cidrs()
         return self
+
+    def _check_subnet_cidrs(self) -> None:
+        vpc = ipaddress.ip_network(self.vpc_cidr)
+        n = len(self.azs)
+        for tier in TIER_OFFSET:
+            field = f"{tier}_subnet_cidrs"
+            given = getattr(self, field)
+            if given is None:
+                continue
+            if len(given) != n:
+                raise _FieldError(field, given, f"exactly one CIDR per availability zone ({n})")
+            for c in given:
+                try:
+                    net = _ipv4_network(c)
+                except ValueError as e:
+                    raise _FieldError(field, c, str(e).removeprefix("must be ")) from None
+                if not net.subnet_of(vpc):
+                    raise _FieldError(field, c, f"a subnet of vpc_cidr {self.vpc_cidr}")
+                if net.prefixlen > 28:
+                    raise _FieldError(field, c, "a prefix length of /28 or shorter (AWS's smallest subnet)")
+        if vpc.prefixlen + self.subnet_newbits > 28:
+            return  # reported by the subnet_newbits check
+        seen: list[tuple[str, ipaddress.IPv4Network]] = []
+        for tier in TIER_OFFSET:
+            for c in self.subnet_cidrs(tier):
+                net = ipaddress.ip_network(c)
+                clash = next((t for t, other in seen if net.overlaps(other)), None)
+                if clash:
+                    raise _FieldError(f"{tier}_subnet_cidrs", c,
+                                      f"CIDRs that overlap no other subnet (it overlaps a {clash} subnet)")
+                seen.append((tier, net))
 
     # --- derived values (one place) -----------------------------------------
     @property
@@ -315,18 +375,43 @@ class Settings(_Strict):
         return 1 if self.nat_gateway_mode == "single" else len(self.azs)
 
     def subnet_cidrs(self, tier: str) -> list[str]:
-        """CIDRs of a tier (public, private, database), one per AZ, derived from vpc_cidr."""
-        subnets = list(ipaddress.ip_network(self.vpc_cidr).subnets(prefixlen_diff=self.subnet_newbits))
+        """CIDRs of a tier (public, private, database), one per AZ: the explicit list, else derived."""
+        given = getattr(self, f"{tier}_subnet_cidrs")
+        if given is not None:
+            return list(given)
+        vpc = ipaddress.ip_network(self.vpc_cidr)
         off = TIER_OFFSET[tier]
-        return [str(subnets[off + i]) for i in range(len(self.azs))]
+        return [str(s) for s in itertools.islice(
+            vpc.subnets(prefixlen_diff=self.subnet_newbits), off, off + len(self.azs))]
 
     @property
     def engine_version(self) -> str:
+        """The engine_version argument: the major version, or the pinned full one."""
         return self.db_engine_version or DB_DEFAULT_VERSION[self.db_engine]
 
     @property
+    def engine_version_pinned(self) -> bool:
+        """A full deployed version: Terraform keeps it and AWS's minor upgrades are not fought."""
+        return self.engine_version != _major_version(self.db_engine, self.engine_version)
+
+    @property
     def db_parameter_family(self) -> str:
-        return DB_ENGINE_VERSIONS[self.db_engine][self.engine_version]
+        return DB_ENGINE_VERSIONS[self.db_engine][_major_version(self.db_engine, self.engine_version)]
+
+    @property
+    def names(self) -> Names:
+        """Every identifying AWS name of the stack (modules/naming.py)."""
+        return names_for(self.naming, self.name, self.environment, self.db_parameter_family)
+
+    @property
+    def keep_deployed_db_password(self) -> bool:
+        """Adopting with naming "hcl": the adopted master password counts as version 1, left as deployed."""
+        return self.naming == "hcl" and self.adopt_hcl_deployment and self.db_password_version == 1
+
+    @property
+    def redis_uses_deployment_key(self) -> bool:
+        key = self.redis_at_rest_key or ("aws" if self.naming == "hcl" else "deployment")
+        return key == "deployment"
 
     @property
     def db_port(self) -> int:
@@ -339,12 +424,12 @@ class Settings(_Strict):
     @property
     def ssm_prefix(self) -> str:
         """SSM Parameter Store path of this deployment's parameters."""
-        return f"/{self.name}/{self.environment}"
+        return self.names.ssm_prefix
 
     @property
     def log_group_names(self) -> dict[str, str]:
         """The three CloudWatch log groups: MLflow server, nginx, system."""
-        return {k: f"/{self.name}/{self.environment}/{k}" for k in ("mlflow", "nginx", "system")}
+        return self.names.log_groups
 
     @property
     def flow_log_group_name(self) -> str:
@@ -361,6 +446,19 @@ class _FieldError(ValueError):
     def __init__(self, field: str, value: object, allowed: str):
         super().__init__(f"{field}: {value!r} is not allowed; allowed: {allowed}.")
         self.field, self.value, self.allowed = field, value, allowed
+
+
+def _major_version(engine: str, version: str) -> Optional[str]:
+    """The major version of an engine version RDS offers (8.0.43 -> 8.0, 16.4 -> 16), or None."""
+    majors = DB_ENGINE_VERSIONS[engine]
+    if version in majors:
+        return version
+    parts = version.split(".")
+    major = ".".join(parts[:2]) if engine == "mysql" else parts[0]
+    full_parts = 3 if engine == "mysql" else 2
+    if major in majors and len(parts) == full_parts and all(x.isdigit() for x in parts):
+        return major
+    return None
 
 
 def _ipv4_network(v: str) -> ipaddress.IPv4Network:

@@ -4,9 +4,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,15 @@ SECOND_CONFIG: dict[str, Any] = {
     "nat_gateway_mode": "single",
     "certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000",
 }
+
+
+def doc_toml_blocks(path: Path) -> list[str]:
+    """The ```toml blocks of a Markdown page, as written."""
+    return re.findall(r"```toml\n(.*?)```", path.read_text(), re.S)
+
+
+# The adoption settings docs/adoption.md tells users to write (its first toml block).
+HCL_ADOPTION: dict[str, Any] = tomllib.loads(doc_toml_blocks(ROOT / "docs" / "adoption.md")[0])
 
 
 def settings_for(**overrides: Any) -> Settings:

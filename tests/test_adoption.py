@@ -7,7 +7,7 @@ import pytest
 
 from modules.adoption import MOVED, REMOVED, SAME_ADDRESS, listener_moves, moved_blocks
 from modules.settings import SettingsError
-from tests.support import ROOT, SECOND_CONFIG, run_main, settings_for, synth_json
+from tests.support import HCL_ADOPTION, ROOT, SECOND_CONFIG, run_main, settings_for, synth_json
 
 HCL_TABLE = ROOT / "tests" / "spec" / "hcl-deployment-addresses.tsv"
 SHARED_HCL_TABLE = ROOT.parent / "shared" / "spec" / "hcl-deployment-addresses.tsv"
@@ -28,7 +28,7 @@ def our_addresses(stack: dict) -> set[str]:
 
 @pytest.fixture(scope="module")
 def adopting() -> dict:
-    return synth_json(settings_for(adopt_hcl_deployment=True))
+    return synth_json(settings_for(**HCL_ADOPTION))
 
 
 def test_vendored_hcl_table_is_the_shared_one():
