@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import modules  # noqa: F401  (selects Node 22 and the lazy provider import first)
-from cdktf import App, S3Backend, TerraformOutput
+from cdktf import Annotations, App, S3Backend, TerraformOutput
 from constructs import Construct
 
 from modules.adoption import moved_blocks, removed_blocks
@@ -60,6 +60,7 @@ class MlflowStack(AddressedStack):
             log_group_names=s.log_group_names, metrics_namespace=metrics_namespace,
             flow_log_group_name=s.flow_log_group_name, log_retention_days=s.log_retention_days,
             names=names, private_cidrs=s.subnet_cidrs("private"), database_cidrs=s.subnet_cidrs("database"),
+            alb_internal=not s.alb_internet_facing,
         ))
 
         db = Database(self, "database", DatabaseProps(
@@ -89,6 +90,7 @@ class MlflowStack(AddressedStack):
             min_size=s.asg_min_size, desired_capacity=s.asg_desired_capacity, max_size=s.asg_max_size,
             mlflow_version=s.mlflow_version, mlflow_workers=s.mlflow_workers, db_engine=s.db_engine,
             certificate_arn=s.certificate_arn, deletion_protection=s.deletion_protection, tags=s.all_tags,
+            alb_internet_facing=s.alb_internet_facing, domain_name=s.domain_name, route53_zone_id=s.route53_zone_id,
             kms_key_id=sec.kms_key_id, waf=s.waf, auth=s.mlflow_auth, auth_secrets_version=s.mlflow_auth_secrets_version,
         ))
 
@@ -103,6 +105,14 @@ class MlflowStack(AddressedStack):
         TerraformOutput(self, "artifact_bucket", value=app.artifact_bucket)
         TerraformOutput(self, "db_endpoint", value=db.db_endpoint)
         TerraformOutput(self, "sns_topic_arn", value=alerts.topic_arn)
+        if not s.alb_internet_facing:
+            TerraformOutput(self, "port_forward_command", value=port_forward_command(s, app),
+                            description="Reach the internal load balancer from your machine through Session Manager")
+        if s.allow_public_plain_http:
+            Annotations.of(self).add_warning(
+                f"{s.stack_name}: allow_public_plain_http = true: the internet-facing load balancer serves MLflow "
+                "over plain HTTP, so logins and tokens cross the internet in clear text. Set domain_name and "
+                "route53_zone_id (or certificate_arn) to serve HTTPS.")
 
         self._state_and_adoption(s)
         self.settings = s
@@ -124,6 +134,17 @@ class MlflowStack(AddressedStack):
                     "resources the stack creates, such as aws_key_pair.mlflow_key or aws_s3_bucket.mlflow_artifacts."
                 )
             self.add_blocks("import", [{"to": a, "id": i} for a, i in sorted(s.imports.items())])
+
+
+def port_forward_command(s: Settings, app: Mlflow) -> str:
+    """The aws CLI command that forwards localhost:8080 to the internal load balancer via an instance."""
+    port = 443 if s.https else 80
+    instance = (f"$(aws autoscaling describe-auto-scaling-groups --region {s.region} "
+                f"--auto-scaling-group-names {app.asg_name} "
+                "--query 'AutoScalingGroups[0].Instances[0].InstanceId' --output text)")
+    parameters = f'{{"host":["{app.alb_dns_name}"],"portNumber":["{port}"],"localPortNumber":["8080"]}}'
+    return (f"aws ssm start-session --region {s.region} --target {instance} "
+            f"--document-name AWS-StartPortForwardingSessionToRemoteHost --parameters '{parameters}'")
 
 
 def settings_sources() -> list[Path | None]:

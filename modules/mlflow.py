@@ -31,11 +31,6 @@ from cdktf_cdktf_provider_aws.launch_template import (
     LaunchTemplateTagSpecifications,
 )
 from cdktf_cdktf_provider_aws.lb import Lb, LbAccessLogs
-from cdktf_cdktf_provider_aws.lb_listener import (
-    LbListener,
-    LbListenerDefaultAction,
-    LbListenerDefaultActionRedirect,
-)
 from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_bucket_logging import S3BucketLoggingA
@@ -73,12 +68,12 @@ from constructs import Construct
 
 from .base import policy_document as _policy
 from .mlflow_instance import BootstrapInputs, render
+from .edge import Edge, EdgeProps
 from .naming import Names
 
 HTTP_PORT = 80
 MLFLOW_PORT = 5000
 HEALTH_PATH = "/health"
-TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
 
 # Regions opened before August 2022 deliver ALB logs as a regional ELB account;
@@ -131,7 +126,13 @@ class MlflowProps:
     mlflow_workers: int
     db_engine: str
     certificate_arn: Optional[str]
+    """A certificate you bring for the HTTPS listener (default none)."""
     deletion_protection: bool
+    alb_internet_facing: bool = False
+    """Load balancer in the public subnets, reachable from the internet (default: internal)."""
+    domain_name: Optional[str] = None
+    """DNS name of MLflow; with route53_zone_id a validated ACM certificate and an alias record."""
+    route53_zone_id: Optional[str] = None
     tags: dict[str, str] = field(default_factory=dict)
     """Tags of launched instances and volumes (provider default_tags do not reach them)."""
     kms_key_id: Optional[str] = None
@@ -239,9 +240,9 @@ class Mlflow(Construct):
             self, "aws_lb.mlflow",
             name=f"{p.prefix}-alb",
             load_balancer_type="application",
-            internal=False,
+            internal=not p.alb_internet_facing,
             security_groups=[p.alb_security_group_id],
-            subnets=p.public_subnet_ids,
+            subnets=p.public_subnet_ids if p.alb_internet_facing else p.private_subnet_ids,
             drop_invalid_header_fields=True,
             enable_deletion_protection=p.deletion_protection,
             idle_timeout=300,
@@ -266,28 +267,10 @@ class Mlflow(Construct):
         )
         if p.waf:
             self._waf(p)
-        forward = [LbListenerDefaultAction(type="forward", target_group_arn=self.target_group.arn)]
-        if p.certificate_arn:
-            LbListener(
-                self, "aws_lb_listener.https",
-                load_balancer_arn=self.alb.arn, port=443, protocol="HTTPS",
-                ssl_policy=TLS_POLICY, certificate_arn=p.certificate_arn,
-                default_action=forward,
-            )
-            LbListener(
-                self, "aws_lb_listener.http",
-                load_balancer_arn=self.alb.arn, port=80, protocol="HTTP",
-                default_action=[LbListenerDefaultAction(
-                    type="redirect",
-                    redirect=LbListenerDefaultActionRedirect(port="443", protocol="HTTPS", status_code="HTTP_301"),
-                )],
-            )
-        else:
-            LbListener(
-                self, "aws_lb_listener.http",
-                load_balancer_arn=self.alb.arn, port=80, protocol="HTTP",
-                default_action=forward,
-            )
+        self.edge = Edge(self, "edge", EdgeProps(
+            prefix=p.prefix, alb=self.alb, target_group=self.target_group, certificate_arn=p.certificate_arn,
+            domain_name=p.domain_name, route53_zone_id=p.route53_zone_id,
+        ))
 
         # --- boot-time configuration the instances read from SSM ---------------
         SsmParameter(
@@ -297,7 +280,8 @@ class Mlflow(Construct):
         )
         SsmParameter(
             self, "aws_ssm_parameter.allowed_hosts",
-            name=p.names.ssm["mlflow/allowed_hosts"], type="String", value=self.alb.dns_name,
+            name=p.names.ssm["mlflow/allowed_hosts"], type="String",
+            value=",".join(dict.fromkeys(h for h in (p.domain_name, self.alb.dns_name) if h)),
             description="Host names MLflow answers to (the load balancer's)",
         )
         if p.auth:
@@ -400,7 +384,7 @@ class Mlflow(Construct):
         self.artifact_bucket: str = artifacts.bucket
         self.artifact_bucket_arn: str = artifacts.arn
         self.alb_logs_bucket: str = alb_logs.bucket
-        self.tracking_url: str = f"{'https' if p.certificate_arn else 'http'}://{self.alb.dns_name}"
+        self.tracking_url: str = self.edge.tracking_url
 
     def _waf(self, p: MlflowProps) -> None:
         """AWS managed rules in front of MLflow. The common rule set's 8 KB body

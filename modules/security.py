@@ -52,6 +52,9 @@ class SecurityProps:
     """Private subnets (the instances): inline-style egress from the load balancer."""
     database_cidrs: list[str]
     """Database subnets (RDS, Redis): inline-style egress from the instances."""
+    alb_internal: bool = True
+    """An internal load balancer is also reached through Session Manager port forwarding via the
+    instances: they may then connect to it on 80/443 (the load balancer is in the private subnets)."""
     flow_log_group_name: str = "/mlflow/dev/vpc-flow-logs"
     """Log group of the VPC flow logs (encrypted with the deployment key)."""
     log_retention_days: int = 30
@@ -84,6 +87,9 @@ class Security(Construct):
         alb_rules = [
             Rule("alb_http", "ingress", 80, "HTTP from allowed CIDRs", cidrs=p.alb_allowed_cidrs),
             Rule("alb_https", "ingress", 443, "HTTPS from allowed CIDRs", cidrs=p.alb_allowed_cidrs),
+            *([Rule(f"alb_{proto}_from_instances", "ingress", port, f"{proto.upper()} from the instances "
+                    "(Session Manager port forwarding)", cidrs=p.private_cidrs)
+               for proto, port in (("http", 80), ("https", 443))] if p.alb_internal else []),
             Rule("alb_to_app_http", "egress", 80, "To nginx on the MLflow instances",
                  peer=self.app_sg, peer_cidrs=p.private_cidrs),
         ]
@@ -93,6 +99,8 @@ class Security(Construct):
             *([Rule("app_ssh", "ingress", 22, "SSH from allowed CIDRs", cidrs=p.ssh_allowed_cidrs)]
               if p.ssh_allowed_cidrs else []),
             Rule("app_https", "egress", 443, "HTTPS to AWS APIs and package repositories", cidr="0.0.0.0/0"),
+            *([Rule("app_to_alb_http", "egress", 80, "To the internal load balancer (port forwarding)",
+                    peer=self.alb_sg, peer_cidrs=p.private_cidrs)] if p.alb_internal else []),
             Rule("app_to_database", "egress", p.db_port, "To the database", peer=self.db_sg,
                  peer_cidrs=p.database_cidrs),
             Rule("app_to_redis", "egress", 6379, "To Redis", peer=self.cache_sg, peer_cidrs=p.database_cidrs),

@@ -176,6 +176,20 @@ class Settings(_Strict):
     it REPLACES the cache: its data is lost."""
 
     # --- edge ---------------------------------------------------------------
+    alb_internet_facing: bool = False
+    """Put the load balancer in the public subnets, reachable from the internet. Default: internal
+    (reach it over VPN or peering, or through Session Manager port forwarding; docs/access.md).
+    Needs TLS (domain_name or certificate_arn) unless allow_public_plain_http. Changing it REPLACES
+    the load balancer (its DNS name changes)."""
+    allow_public_plain_http: bool = False
+    """Explicitly allow an internet-facing load balancer without TLS: MLflow logins and tokens then
+    cross the internet in clear text. Only for adopting a deployment that is already like that; the
+    synth warns."""
+    domain_name: Optional[Annotated[str, Field(max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")]] = None
+    """DNS name of MLflow (e.g. mlflow.example.com). With route53_zone_id the stack creates an ACM
+    certificate validated by DNS, an alias A record for the load balancer, and HTTPS."""
+    route53_zone_id: Optional[Annotated[str, Field(pattern=r"^Z[A-Z0-9]{1,32}$")]] = None
+    """Route 53 hosted zone of domain_name (it gets the validation and alias records)."""
     certificate_arn: Optional[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$")]] = None
     """ACM certificate for the HTTPS listener; with it, HTTP redirects to HTTPS."""
     alb_allowed_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"])
@@ -320,8 +334,28 @@ class Settings(_Strict):
                 "subnet_newbits", self.subnet_newbits,
                 f"at most {28 - net.prefixlen} for vpc_cidr {self.vpc_cidr} (subnets can be no smaller than /28)",
             )
+        self._check_edge()
         self._check_subnet_cidrs()
         return self
+
+    def _check_edge(self) -> None:
+        if (self.domain_name is None) != (self.route53_zone_id is None):
+            raise _FieldError("domain_name/route53_zone_id", f"{self.domain_name}/{self.route53_zone_id}",
+                              "both set (the stack makes and validates a certificate) or neither")
+        if self.domain_name and self.certificate_arn:
+            raise _FieldError("certificate_arn", self.certificate_arn,
+                              "unset when domain_name is set (the stack makes the certificate); choose one")
+        if self.allow_public_plain_http and not self.alb_internet_facing:
+            raise _FieldError("allow_public_plain_http", True,
+                              "only with alb_internet_facing = true (an internal load balancer needs no exception)")
+        if self.allow_public_plain_http and self.https:
+            raise _FieldError("allow_public_plain_http", True,
+                              "only without TLS (with domain_name or certificate_arn, HTTP redirects to HTTPS)")
+        if self.alb_internet_facing and not self.https and not self.allow_public_plain_http:
+            raise _FieldError(
+                "alb_internet_facing", True,
+                "only with TLS: set domain_name and route53_zone_id, or certificate_arn (plain HTTP would send "
+                "MLflow logins in clear text); to accept that anyway, also set allow_public_plain_http = true")
 
     def _check_subnet_cidrs(self) -> None:
         vpc = ipaddress.ip_network(self.vpc_cidr)
@@ -419,7 +453,7 @@ class Settings(_Strict):
 
     @property
     def https(self) -> bool:
-        return self.certificate_arn is not None
+        return self.certificate_arn is not None or self.domain_name is not None
 
     @property
     def ssm_prefix(self) -> str:

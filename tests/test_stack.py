@@ -132,13 +132,19 @@ def test_s3_gateway_endpoint_serves_the_private_route_tables(default):
 
 # --- security groups (guide: Security Groups) ----------------------------------
 
-def test_alb_admits_http_and_https_from_the_allowed_cidrs_only(default):
-    ingress = rules(default, "ingress", "alb")
-    assert sorted(r["from_port"] for r in ingress) == [80, 443]
-    for r in ingress:
-        assert r["cidr_ipv4"] == '${element(["0.0.0.0/0"], count.index)}' and r["count"] == 1
+def test_alb_admits_http_and_https_from_the_allowed_cidrs_and_the_instances_only(default):
+    ingress = default["resource"]["aws_vpc_security_group_ingress_rule"]
+    alb = {n: r for n, r in ingress.items() if r["security_group_id"] == "${aws_security_group.alb.id}"}
+    assert set(alb) == {"alb_http", "alb_https", "alb_http_from_instances", "alb_https_from_instances"}
+    for name in ("alb_http", "alb_https"):
+        assert alb[name]["cidr_ipv4"] == '${element(["0.0.0.0/0"], count.index)}' and alb[name]["count"] == 1
+    # internal by default: port forwarding arrives from the instances' subnets
+    private = default["resource"]["aws_subnet"]["private"]["cidr_block"].removeprefix("${element(")
+    for name in ("alb_http_from_instances", "alb_https_from_instances"):
+        assert alb[name]["cidr_ipv4"].removeprefix("${element(") == private
     custom = synth_json(settings_for(alb_allowed_cidrs=["203.0.113.0/24", "198.51.100.7/32"]))
-    for r in rules(custom, "ingress", "alb"):
+    for name in ("alb_http", "alb_https"):
+        r = custom["resource"]["aws_vpc_security_group_ingress_rule"][name]
         assert r["count"] == 2
         assert r["cidr_ipv4"] == '${element(["203.0.113.0/24", "198.51.100.7/32"], count.index)}'
 
@@ -321,9 +327,9 @@ def test_mlflow_version_change_changes_the_launch_template():
     assert a != b and "3.17.1" in base64.b64decode(b).decode()
 
 
-def test_alb_public_in_public_subnets_drops_invalid_headers_and_logs(default):
+def test_alb_internal_in_private_subnets_drops_invalid_headers_and_logs(default):
     lb = res(default, "aws_lb.mlflow")
-    assert lb["internal"] is False and lb["subnets"] == "${aws_subnet.public[*].id}"
+    assert lb["internal"] is True and lb["subnets"] == "${aws_subnet.private[*].id}"
     assert lb["drop_invalid_header_fields"] is True
     assert lb["access_logs"]["bucket"] == "${aws_s3_bucket.alb_logs.id}"
     assert lb["security_groups"] == ["${aws_security_group.alb.id}"]
@@ -433,7 +439,8 @@ def test_bucket_suffix_is_random_id(default):
 
 
 def test_outputs(default, second):
-    assert set(default["output"]) == {"tracking_url", "alb_dns_name", "artifact_bucket", "db_endpoint", "sns_topic_arn"}
+    assert set(default["output"]) == {"tracking_url", "alb_dns_name", "artifact_bucket", "db_endpoint", "sns_topic_arn",
+                                      "port_forward_command"}
     assert default["output"]["tracking_url"]["value"] == "http://${aws_lb.mlflow.dns_name}"
     assert second["output"]["tracking_url"]["value"] == "https://${aws_lb.mlflow.dns_name}"
 
