@@ -12,7 +12,7 @@ AWS_PROVIDER_VERSION = "5.100.0"
 # Every service the stack calls, by the provider's endpoint names.
 EMULATED_SERVICES = (
     "acm", "autoscaling", "cloudwatch", "ec2", "elasticache", "elbv2", "iam", "kms", "logs",
-    "rds", "s3", "secretsmanager", "sns", "ssm", "sts",
+    "rds", "route53", "s3", "secretsmanager", "sns", "ssm", "sts",
 )
 
 
