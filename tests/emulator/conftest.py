@@ -1,6 +1,8 @@
 """Fixtures of the emulator tier: a private moto server per test, with the
-extensions of moto_extensions.py, on 127.0.0.1 and a free port, in its own
-process group, stopped by that group in a finalizer.
+extensions of moto_extensions.py, on 127.0.0.1 and a port the server binds
+itself (port 0, reported in a file), in its own process group, stopped by that
+group in a finalizer. Nothing is shared between tests (port, log, working
+directory), so the tier can run under pytest-xdist.
 
 Needs the terraform CLI and the offline provider mirror (tests/support.py);
 without them the tier skips, except under CI (``CI`` set), where it fails.
@@ -10,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,7 +37,10 @@ MOTO_ENV = {
     "MOTO_ENABLE_KEYPAIR_VALIDATION": "true",
 }
 
+# Measurements of this session's emulator tests. Tests record them as a user
+# property, which pytest-xdist carries from the workers to the controller.
 _RESULTS: list[dict] = []
+_RESULT_PROPERTY = "emulator_result"
 
 
 def pytest_configure(config):
@@ -45,6 +49,11 @@ def pytest_configure(config):
         "emulator: deploys the whole stack with real terraform on a local moto server "
         "(plan, apply, re-plan, destroy; minutes per configuration)",
     )
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        _RESULTS.extend(value for name, value in report.user_properties if name == _RESULT_PROPERTY)
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -79,12 +88,6 @@ def emulator_tools():
         pytest.skip(message)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class MotoServer:
     pid: int
@@ -115,27 +118,29 @@ class MotoServer:
         )
 
 
-def start_moto(log: Path, timeout: float = 60) -> MotoServer:
-    """Start the extended moto server in its own process group; wait until it answers."""
-    port = free_port()
-    env = {**os.environ, **MOTO_ENV, "PYTHONPATH": str(ROOT)}
+def start_moto(log: Path, timeout: float = 60, env: dict[str, str] | None = None) -> MotoServer:
+    """Start the extended moto server in its own process group; return once it listens.
+
+    The server binds port 0 and writes the port it got to ``<log>.port``; env
+    adds to the server's environment (e.g. EMULATOR_FAULT, see server.py).
+    """
+    port_file = log.with_name(log.name + ".port")
+    port_file.unlink(missing_ok=True)
+    env = {**os.environ, **MOTO_ENV, "PYTHONPATH": str(ROOT), **(env or {})}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.emulator.server", str(port)],
+            [sys.executable, "-m", "tests.emulator.server", str(port_file)],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    server = MotoServer(pid=proc.pid, port=port, log=log, proc=proc)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if port_file.exists():  # written once the socket listens
+            return MotoServer(pid=proc.pid, port=int(port_file.read_text()), log=log, proc=proc)
         if proc.poll() is not None:
             raise RuntimeError(f"moto server exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return server
-        except OSError:
-            time.sleep(0.2)
-    stop_moto(server)
-    raise RuntimeError(f"moto server did not listen on {port} within {timeout}s:\n{log.read_text()[-4000:]}")
+        time.sleep(0.1)
+    stop_moto(MotoServer(pid=proc.pid, port=0, log=log, proc=proc))
+    raise RuntimeError(f"moto server did not listen within {timeout}s:\n{log.read_text()[-4000:]}")
 
 
 def stop_moto(server: MotoServer) -> None:
@@ -163,5 +168,6 @@ def moto_server(emulator_tools, tmp_path, request):
 
 
 @pytest.fixture
-def record_emulator_result():
-    return _RESULTS.append
+def record_emulator_result(request):
+    """Record one configuration's measurements for the summary at the end."""
+    return lambda result: request.node.user_properties.append((_RESULT_PROPERTY, result))

@@ -21,12 +21,16 @@ def extension(fn: Callable[[], None]) -> Callable[[], None]:
     return fn
 
 
-def apply() -> list[str]:
-    """Install every extension once; returns their names."""
+def apply(without: frozenset[str] = frozenset()) -> list[str]:
+    """Install every extension except those named in ``without``; returns the names installed."""
+    unknown = without - {name for name, _ in _EXTENSIONS}
+    if unknown:
+        raise ValueError(f"no such extension: {', '.join(sorted(unknown))}")
     names = []
     for name, fn in _EXTENSIONS:
-        fn()
-        names.append(name)
+        if name not in without:
+            fn()
+            names.append(name)
     return names
 
 
@@ -36,6 +40,44 @@ def _add_action(response_cls: type, name: str, fn: Callable[..., Any]) -> None:
         raise RuntimeError(f"{response_cls.__name__}.{name} exists in this moto; drop the extension")
     fn.__name__ = name
     setattr(response_cls, name, fn)
+
+
+# ---------------------------------------------------------------------------
+# Server
+# ---------------------------------------------------------------------------
+
+
+@extension
+def server_one_request_at_a_time() -> None:
+    """moto's server (werkzeug, ``threaded=True``) handles each connection on its
+    own thread, but moto's backends are not thread-safe. Example: every EC2
+    response that shows tags scans the whole tag table (every resource's tag
+    dict), and a concurrent request that tags a resource makes the scan raise
+    "dictionary changed size during iteration": HTTP 500 after the change of the
+    scanning request was already made. The provider retries a 500, so a
+    CreateInternetGateway answered that way leaves a second, untracked gateway
+    behind (issue #14; see the igw-tag-race fault below). AWS applies each call
+    atomically: handle one request at a time (connections are still accepted
+    concurrently; the provider's parallel operations just queue).
+    """
+    import threading
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    lock = threading.Lock()
+    original = DomainDispatcherApplication.__call__
+
+    def __call__(self: Any, environ: dict, start_response: Callable[..., Any]) -> list[bytes]:
+        with lock:
+            result = original(self, environ, start_response)
+            try:
+                return list(result)  # the body is built under the lock too
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+
+    DomainDispatcherApplication.__call__ = __call__
 
 
 # ---------------------------------------------------------------------------
@@ -498,3 +540,100 @@ def rds_performance_insights() -> None:
 
     DBInstance.__init__ = __init__
     DBInstance.update = update
+
+
+# ---------------------------------------------------------------------------
+# Opt-in faults (EMULATOR_FAULT=<name>, see server.py): not extensions, never
+# installed by apply(). Each forces one failure the tier must survive.
+# ---------------------------------------------------------------------------
+
+FAULTS: dict[str, Callable[[], None]] = {}
+RACE_WAIT_SECONDS = 5.0
+
+
+def fault(fn: Callable[[], None]) -> Callable[[], None]:
+    FAULTS[fn.__name__.replace("_", "-")] = fn
+    return fn
+
+
+def install_fault(name: str) -> str:
+    if name not in FAULTS:
+        raise ValueError(f"no such fault: {name!r} (known: {', '.join(sorted(FAULTS))})")
+    FAULTS[name]()
+    return name
+
+
+@fault
+def igw_tag_race() -> None:
+    """Forces the interleaving behind issue #14, which otherwise needs an unlucky
+    thread switch. The first tag scan for an internet gateway (the one that
+    renders the CreateInternetGateway response) pauses inside a VPC's tag dict
+    until a CreateTags call on a VPC has been handled; that CreateTags call
+    first waits until the scan is paused. Each wait lasts at most
+    RACE_WAIT_SECONDS. With concurrent requests, the tag lands mid-scan: the
+    scan raises "dictionary changed size during iteration", HTTP 500, after the
+    gateway was created. With one request at a time, one of the two waits times
+    out and nothing fails.
+    """
+    import threading
+    from collections import defaultdict
+
+    from moto.ec2.models.tags import TagBackend
+    from moto.ec2.responses.tags import TagResponse
+
+    paused, tagged = threading.Event(), threading.Event()
+    state = threading.local()
+    armed = [True]
+
+    class PausingTags:
+        """One VPC's tags as the paused scan sees them: the live dict, paused after its first item."""
+
+        def __init__(self, tags: dict) -> None:
+            self.tags = tags
+
+        def items(self) -> Any:
+            for i, item in enumerate(self.tags.items()):
+                yield item
+                if i == 0:
+                    print("igw-tag-race: scan paused in a VPC's tags", flush=True)
+                    paused.set()
+                    tagged.wait(RACE_WAIT_SECONDS)
+
+    class TagTable(defaultdict):
+        def copy(self) -> Any:  # describe_tags iterates over table.copy()
+            if getattr(state, "pause", False):
+                state.pause = False
+                return {rid: PausingTags(tags) if rid.startswith("vpc-") and tags else tags
+                        for rid, tags in dict(self).items()}
+            return defaultdict.copy(self)
+
+    original_init = TagBackend.__init__
+
+    def __init__(self: Any) -> None:
+        original_init(self)
+        self.tags = TagTable(dict, self.tags)
+
+    original_describe = TagBackend.describe_tags
+
+    def describe_tags(self: Any, filters: Any = None) -> Any:
+        ids = (filters or {}).get("resource-id") or []
+        if armed and any(str(i).startswith("igw-") for i in ids):
+            armed.clear()
+            state.pause = True
+        return original_describe(self, filters)
+
+    original_create_tags = TagResponse.create_tags
+
+    def create_tags(self: Any) -> Any:
+        if any(str(r).startswith("vpc-") for r in self._get_param("Resources", [])) and not tagged.is_set():
+            paused.wait(RACE_WAIT_SECONDS)
+            try:
+                return original_create_tags(self)
+            finally:
+                print("igw-tag-race: CreateTags handled", flush=True)
+                tagged.set()
+        return original_create_tags(self)
+
+    TagBackend.__init__ = __init__
+    TagBackend.describe_tags = describe_tags
+    TagResponse.create_tags = create_tags
