@@ -27,7 +27,7 @@ from tests.support import synth_text
 from tests.test_stack import ROWS
 
 MIN_EXAMPLES = 500
-STATS = {"examples": 0, "refused": 0, "accepted": 0, "synthesized": set()}
+SOURCE = "the built-in defaults"  # load_settings(None, ...) names this source in its messages
 
 # --- pools -------------------------------------------------------------------
 
@@ -164,20 +164,41 @@ def json_strings(value: Any) -> list[str]:
     return []
 
 
+def names_key(msg: str, key: str) -> bool:
+    """Whether the message names the setting ``key`` exactly (not as part of a longer word).
+
+    Messages read "Invalid settings in <source>: <loc>: ... <loc>: ...", where
+    a loc is the key as written (repr() if empty or not printable, whitespace
+    collapsed), a nested loc ("tags.'x'"), or a cross-field loc ("a/b/c"). A
+    setting that another field's message refers to ("at least
+    db_allocated_storage_gb") counts too, as a whole word.
+    """
+    written = key if key and key.isprintable() else repr(key)
+    name, located = " ".join(written.split()), " ".join(f"{written}: ".split()) + " "
+    head = f"Invalid settings in {SOURCE}: "
+    if not msg.startswith(head):
+        return False
+    body = msg[len(head):]
+    for start in [0] + [m.end() for m in re.finditer(r"\. ", body)]:
+        loc = body[start:].split(": ", 1)[0]
+        if body.startswith(located, start) or loc.startswith(name + ".") or name in loc.split("/"):
+            return True
+    explanations = re.sub(r"unknown setting; allowed: one of [^.]*\.", "", body)  # not the list of all settings
+    return key in Settings.model_fields and re.search(rf"(?<![\w.]){re.escape(key)}(?!\w)", explanations) is not None
+
+
 def check_refusal(example: dict, err: SettingsError) -> None:
     msg = str(err)
     assert msg.strip(), f"empty message for {example!r}"
     assert len(msg.splitlines()) == 1, f"message is not one line for {example!r}:\n{msg!r}"
-    assert any(k in msg or repr(k) in msg for k in example), f"message names none of {sorted(example)}: {msg!r}"
+    assert any(names_key(msg, k) for k in example), f"message names none of {sorted(example)}: {msg!r}"
 
 
 def check_stack(example: dict, s: Settings) -> None:
-    key = s.model_dump_json()
     try:
         text = synth_text(s)
     except Exception as e:  # a product bug: validation let through what the synth cannot take
         raise AssertionError(f"accepted settings {example!r} break the synth: {type(e).__name__}: {e}") from e
-    STATS["synthesized"].add(key)
     stack = json.loads(text)
     for _module, address, _how_many in ROWS:
         rtype, name = address.split(".", 1)
@@ -193,29 +214,50 @@ def check_stack(example: dict, s: Settings) -> None:
                 f"user string {u!r} from {example!r} is interpolated, unescaped, in {v[:300]!r}"
 
 
-@settings(max_examples=MIN_EXAMPLES, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
-@given(hostile_overrides())
-def test_hostile_settings_are_refused_clearly_or_synthesize_safely(example):
-    STATS["examples"] += 1
-    try:
-        s = load_settings(None, **example)
-    except SettingsError as e:
-        STATS["refused"] += 1
-        check_refusal(example, e)
-        return
-    except Exception as e:  # anything else escaping validation is a bug
-        raise AssertionError(f"{example!r} raised {type(e).__name__} instead of SettingsError: {e}") from e
-    STATS["accepted"] += 1
-    check_stack(example, s)
+def test_hostile_settings_are_refused_clearly_or_synthesize_safely():
+    # The search runs inside this one test and counts in locals, so the count
+    # check does not depend on test order and runs under pytest-xdist too.
+    counts = {"examples": 0, "refused": 0, "accepted": 0}
+    stacks: set[str] = set()
+
+    @settings(max_examples=MIN_EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                     HealthCheck.filter_too_much])
+    @given(hostile_overrides())
+    def check(example):
+        counts["examples"] += 1
+        try:
+            s = load_settings(None, **example)
+        except SettingsError as e:
+            counts["refused"] += 1
+            check_refusal(example, e)
+            return
+        except Exception as e:  # anything else escaping validation is a bug
+            raise AssertionError(f"{example!r} raised {type(e).__name__} instead of SettingsError: {e}") from e
+        counts["accepted"] += 1
+        stacks.add(s.model_dump_json())
+        check_stack(example, s)
+
+    check()
+    print(f"\nhostile settings: {counts['examples']} examples, {counts['refused']} refused, "
+          f"{counts['accepted']} accepted, {len(stacks)} distinct stacks synthesized")
+    assert counts["examples"] >= MIN_EXAMPLES, f"only {counts['examples']} hostile examples ran"
 
 
-def test_enough_hostile_examples_ran():
-    if STATS["examples"] == 0:
-        pytest.skip("the property test did not run in this session")
-    print(f"\nhostile settings: {STATS['examples']} examples, {STATS['refused']} refused, "
-          f"{STATS['accepted']} accepted, {len(STATS['synthesized'])} distinct stacks synthesized")
-    assert STATS["examples"] >= MIN_EXAMPLES, f"only {STATS['examples']} hostile examples ran (did the property test fail early?)"
+def test_the_refusal_check_wants_the_key_named_exactly():
+    other = "Invalid settings in the built-in defaults: name: 3 is not allowed; Input should be a valid string."
+    assert not names_key(other, "e")  # "e" occurs in "settings", "defaults", ...
+    assert not names_key(other, "")
+    assert not names_key(other, "nam")
+    assert names_key(other, "name")
+    assert names_key("Invalid settings in the built-in defaults: e: unknown setting; allowed: see README.", "e")
+    assert names_key("Invalid settings in the built-in defaults: '': unknown setting; allowed: one of name.", "")
+    assert names_key("Invalid settings in the built-in defaults: tags : unknown setting; allowed: x.", "tags ")
+    assert names_key("Invalid settings in the built-in defaults: tags.'a\\nb': 1 is not allowed; x.", "tags")
+    assert names_key("Invalid settings in the built-in defaults: asg_min_size/asg_desired_capacity/asg_max_size: "
+                     "'5/2/2' is not allowed; allowed: min <= desired <= max.", "asg_desired_capacity")
+    with pytest.raises(AssertionError, match="names none of"):
+        check_refusal({"e": 1}, SettingsError(other))
 
 
 # --- a few named cases the issue lists, kept as plain examples ----------------
