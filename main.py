@@ -10,6 +10,7 @@ file. ``MLFLOW_SETTINGS=path.toml`` synthesizes just that file;
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -186,7 +187,16 @@ def main() -> int:
             shutil.rmtree(outdir, ignore_errors=True)
         print(f"error: {e}", file=sys.stderr)
         return 2
+    print_warnings(outdir / "manifest.json")
     return 0
+
+
+def print_warnings(manifest: Path) -> None:
+    """The stacks' warning annotations on stderr, as `cdktf synth` shows them."""
+    for stack in json.loads(manifest.read_text())["stacks"].values():
+        for note in stack.get("annotations", []):
+            if note.get("level") == "@cdktf/warn":
+                print(f"warning: {note['message']}", file=sys.stderr)
 
 
 if __name__ == "__main__":

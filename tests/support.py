@@ -38,6 +38,12 @@ SECOND_CONFIG: dict[str, Any] = {
 }
 
 
+# HTTPS from a domain name (docs/access.md).
+DOMAIN_CONFIG: dict[str, Any] = {
+    "environment": "domain", "domain_name": "mlflow.example.com", "route53_zone_id": "Z0123456789ABCDEFGHIJ",
+}
+
+
 def doc_toml_blocks(path: Path) -> list[str]:
     """The ```toml blocks of a Markdown page, as written."""
     return re.findall(r"```toml\n(.*?)```", path.read_text(), re.S)

@@ -11,13 +11,13 @@ import json
 
 import pytest
 
-from tests.support import HCL_ADOPTION, SECOND_CONFIG, settings_for, synth_json, terraform, terraform_copy
+from tests.support import DOMAIN_CONFIG, HCL_ADOPTION, SECOND_CONFIG, settings_for, synth_json, terraform, terraform_copy
 
 pytestmark = pytest.mark.terraform
 
 
-@pytest.mark.parametrize("config", [{}, SECOND_CONFIG, {"waf": True, **HCL_ADOPTION}],
-                         ids=["default", "second", "waf-and-adoption"])
+@pytest.mark.parametrize("config", [{}, SECOND_CONFIG, {"waf": True, **HCL_ADOPTION}, DOMAIN_CONFIG],
+                         ids=["default", "second", "waf-and-adoption", "domain"])
 def test_terraform_validate_accepts_the_stack(tmp_path, config):
     stack = synth_json(settings_for(**config))
     terraform_copy(stack, tmp_path)
