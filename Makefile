@@ -1,6 +1,7 @@
 # Two commands on a fresh machine:
 #   make synth   set up Python + Node, synthesize every stack into cdktf.out/
 #   make test    set up everything the tests need, then run all test tiers
+#   make lock    rewrite the instances' hash locks (MLFLOW_VERSIONS="3.17.2 ..."; default: every locked version)
 SHELL := /bin/bash
 export PIPENV_VENV_IN_PROJECT := 1
 export PIPENV_NOSPIN := 1
@@ -46,6 +47,12 @@ diagram: setup
 
 policy-scan: setup .venv-checkov/.installed
 	python3 -m pipenv run python -m pytest -m policy -s tests/test_policy_scan.py
+
+# Hash locks of MLflow's venv on the instances, one per MLflow version, and of uv
+# (modules/mlflow_instance/locks/); uv pinned in the Pipfile writes them.
+.PHONY: lock
+lock: setup
+	python3 -m pipenv run python -m modules.mlflow_instance $(MLFLOW_VERSIONS)
 
 bench: setup
 	python3 -m pipenv run python bench/synth_bench.py

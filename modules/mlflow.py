@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
-from cdktf import TerraformStack
+from cdktf import Fn, TerraformResourceLifecycle, TerraformStack
 from cdktf_cdktf_provider_aws.autoscaling_group import (
     AutoscalingGroup,
     AutoscalingGroupInstanceRefresh,
@@ -57,6 +57,7 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
     S3BucketVersioningA,
     S3BucketVersioningVersioningConfiguration,
 )
+from cdktf_cdktf_provider_aws.s3_object import S3Object
 from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from cdktf_cdktf_provider_aws.wafv2_web_acl import (
     Wafv2WebAcl,
@@ -67,7 +68,7 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssoci
 from constructs import Construct
 
 from .base import policy_document as _policy
-from .mlflow_instance import BootstrapInputs, render
+from .mlflow_instance import BootstrapInputs, build_bundle, render_user_data
 from .edge import Edge, EdgeProps
 from .naming import Names
 
@@ -309,7 +310,7 @@ class Mlflow(Construct):
                 )
 
         # --- compute ----------------------------------------------------------
-        self.bootstrap = render(BootstrapInputs(
+        self.bootstrap = build_bundle(BootstrapInputs(
             region=p.region,
             ssm_prefix=p.ssm_prefix,
             log_group_mlflow=p.log_group_names["mlflow"],
@@ -323,6 +324,14 @@ class Mlflow(Construct):
             workers=p.mlflow_workers,
             auth=p.auth,
         ))
+        # The bundle the user data fetches and checks (content-addressed key, sha256 in the user data).
+        bundle = S3Object(
+            self, "aws_s3_object.bootstrap_bundle",
+            bucket=artifacts.id, key=self.bootstrap.key,
+            content_base64=base64.b64encode(self.bootstrap.data).decode(), content_type="application/gzip",
+            server_side_encryption="aws:kms", kms_key_id=p.kms_key_arn,
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
+        )
         instance_tags = {**p.tags, "Name": f"{p.prefix}-mlflow"}
         self.launch_template = LaunchTemplate(
             self, "aws_launch_template.mlflow",
@@ -345,7 +354,8 @@ class Mlflow(Construct):
                     delete_on_termination="true",
                 ),
             )],
-            user_data=base64.b64encode(self.bootstrap.user_data.encode()).decode(),
+            user_data=_user_data(artifacts.bucket, self.bootstrap.key, self.bootstrap.sha256, p.region),
+            depends_on=[bundle],  # no instance boots before its bundle is there
             update_default_version=True,
             tag_specifications=[
                 LaunchTemplateTagSpecifications(resource_type="instance", tags=instance_tags),
@@ -446,6 +456,15 @@ class Mlflow(Construct):
             )],
         )
         return bucket
+
+
+def _user_data(bucket: str, key: str, sha256: str, region: str) -> str:
+    """The bootstrap stub, base64-encoded by Terraform: the script literal, the bucket name filled in."""
+    parts = render_user_data(bucket, key, sha256, region).split(bucket)
+    pieces = [Fn.raw_string(parts[0])]
+    for part in parts[1:]:
+        pieces += [bucket, Fn.raw_string(part)]
+    return Fn.base64encode(Fn.join("", pieces))
 
 
 def _deny_insecure_transport(bucket_arn: str) -> dict:

@@ -21,6 +21,7 @@ from constructs import Construct
 
 from .base import assume_role_policy
 from .base import policy_document as _policy
+from .mlflow_instance import BUNDLE_PREFIX
 from .naming import Names
 from .sg_rules import Rule, add_rules
 
@@ -228,6 +229,10 @@ class Security(Construct):
                  "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
                             "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
                  "Resource": f"{bucket_arn}/*"},
+                # Bootstrap bundles (modules/mlflow_instance) are Terraform's: the instances only read them.
+                {"Sid": "BootstrapBundlesReadOnly", "Effect": "Deny",
+                 "Action": ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+                 "Resource": f"{bucket_arn}/{BUNDLE_PREFIX}*"},
             ),
             "mlflow_cloudwatch_policy": _policy(
                 {"Sid": "WriteOwnLogGroups", "Effect": "Allow",

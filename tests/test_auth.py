@@ -4,18 +4,18 @@ the rendered bootstrap. No services; the runtime tier (tests/runtime) runs it fo
 from __future__ import annotations
 
 import base64
-import configparser
+import io
 import json
-import types
+import tarfile
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from modules.mlflow_instance import BootstrapInputs, render
+from modules.mlflow_instance import launcher as L
 
 SECRETS = ("mlflow_admin_password", "mlflow_flask_secret_key")
 UNIT = "/etc/systemd/system/mlflow.service"
-LAUNCHER = "/opt/mlflow/launch.py"
+LAUNCHER_ENV = "/opt/mlflow/launcher.env"
 BASE = dict(
     region="us-east-1", ssm_prefix="/mlflow/dev", log_group_mlflow="/mlflow/dev/mlflow",
     log_group_nginx="/mlflow/dev/nginx", log_group_system="/mlflow/dev/system",
@@ -29,11 +29,11 @@ VALUES = {
 }
 
 
-def launcher(**overrides) -> types.ModuleType:
-    module = types.ModuleType("rendered_launch")
-    source = render(BootstrapInputs(**{**BASE, **overrides})).files[LAUNCHER]
-    exec(compile(source, "launch.py", "exec"), module.__dict__)
-    return module
+def launcher_config(**overrides) -> L.Config:
+    """The launcher's configuration as the rendered launcher.env and unit give it."""
+    env_file = render(BootstrapInputs(**{**BASE, **overrides})).files[LAUNCHER_ENV]
+    environ = dict(line.split("=", 1) for line in env_file.splitlines() if line and not line.startswith("#"))
+    return L.Config.from_environ({**environ, "AWS_REGION": "us-east-1"})
 
 
 # --- the synthesized stack ------------------------------------------------------------
@@ -65,12 +65,17 @@ def test_no_secret_value_is_in_the_synthesized_json(default):
 
 def test_launch_template_user_data_has_no_secret_and_selects_basic_auth(default):
     lt = default["resource"]["aws_launch_template"]["mlflow"]
-    user_data = base64.b64decode(lt["user_data"]).decode()
-    assert "random_password" not in user_data and "${ephemeral" not in user_data
-    assert "--app-name" in user_data and '"basic-auth"' in user_data
-    assert "RuntimeDirectory=mlflow\n" in user_data
+    bundle = base64.b64decode(default["resource"]["aws_s3_object"]["bootstrap_bundle"]["content_base64"])
+    with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
+        files = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}
+    for text in (lt["user_data"], *files.values()):
+        assert "random_password" not in text and "${ephemeral" not in text
+    assert "RuntimeDirectory=mlflow\n" in files[f"files{UNIT}"]
     # The launcher knows the parameter names, never their values.
-    assert '"mlflow/admin_password", "mlflow/flask_secret_key"' in user_data
+    env = files[f"files{LAUNCHER_ENV}"]
+    assert "MLFLOW_LAUNCH_AUTH=true\n" in env
+    assert "MLFLOW_LAUNCH_SSM_MLFLOW_ADMIN_PASSWORD=/mlflow/dev/mlflow/admin_password\n" in env
+    assert "MLFLOW_LAUNCH_SSM_MLFLOW_FLASK_SECRET_KEY=/mlflow/dev/mlflow/flask_secret_key\n" in env
 
 
 # --- the rendered bootstrap -----------------------------------------------------------
@@ -81,76 +86,45 @@ def test_rendered_launcher_and_unit_select_basic_auth(engine):
     unit = rendered.files[UNIT].splitlines()
     assert "RuntimeDirectory=mlflow" in unit and "RuntimeDirectoryMode=0700" in unit
     assert not any(line.startswith("ExecStart=") and "basic-auth" in line for line in unit)
-    module = launcher(db_engine=engine)
-    assert module.AUTH is True and module.ADMIN == "admin" and module.AUTH_DB == "mlflow_auth"
-    assert module.server_argv()[-4:] == ["mlflow", "server", "--app-name", "basic-auth"]
-    assert {"mlflow/admin_password", "mlflow/flask_secret_key"} <= set(module.REQUIRED)
+    config = launcher_config(db_engine=engine)
+    assert config.auth is True and config.admin_username == "admin" and config.auth_db_name == "mlflow_auth"
+    assert L.server_argv(config)[-4:] == ["mlflow", "server", "--app-name", "basic-auth"]
+    assert {"mlflow/admin_password", "mlflow/flask_secret_key"} <= set(config.required_keys)
     for secret in (VALUES["mlflow/admin_password"], VALUES["mlflow/flask_secret_key"]):
-        assert secret not in rendered.user_data
+        assert all(secret not in text for text in (*rendered.files.values(), rendered.script))
 
 
 def test_launcher_reads_secrets_in_batches_of_ten():
-    module = launcher()
+    config = launcher_config()
     calls = []
 
     class FakeSSM:
-        def get_parameters(self, Names, WithDecryption):
+        def get_parameters(self, Names, WithDecryption):  # noqa: N803 (boto3's names)
             assert WithDecryption is True and len(Names) <= 10
             calls.append(Names)
             return {"Parameters": [{"Name": n, "Value": VALUES[n[len("/mlflow/dev/"):]]}
                                    for n in Names if n[len("/mlflow/dev/"):] in VALUES]}
 
-    assert module.read_parameters(FakeSSM()) == VALUES
+    assert L.read_parameters(FakeSSM(), config) == VALUES
     assert len(calls) == 2
 
     class Missing(FakeSSM):
-        def get_parameters(self, Names, WithDecryption):
+        def get_parameters(self, Names, WithDecryption):  # noqa: N803
             reply = super().get_parameters(Names, WithDecryption)
             return {"Parameters": [p for p in reply["Parameters"] if not p["Name"].endswith("flask_secret_key")]}
 
     with pytest.raises(SystemExit, match="mlflow/flask_secret_key"):
-        module.read_parameters(Missing())
-
-
-@pytest.mark.parametrize("engine, scheme", [("mysql", "mysql+pymysql"), ("postgres", "postgresql+psycopg2")])
-def test_auth_config_file_and_server_environment(engine, scheme):
-    module = launcher(db_engine=engine, auth_admin_username="boss", auth_db_name="tracking_users")
-    ini = module.auth_config(VALUES)
-    config = configparser.ConfigParser()  # as MLflow reads it (with % interpolation)
-    config.read_string(ini)
-    section = config["mlflow"]
-    assert section["default_permission"] == "NO_PERMISSIONS"
-    assert section["admin_username"] == "boss"
-    url = make_url(section["database_uri"])
-    assert url.drivername == scheme and url.database == "tracking_users"
-    assert (url.username, url.password, url.host) == ("mlflow_admin", VALUES["db/password"], "db.example")
-    # The admin password and the Flask key go through the environment, not the file.
-    assert VALUES["mlflow/admin_password"] not in ini and VALUES["mlflow/flask_secret_key"] not in ini
-    env = module.server_environment(VALUES, {"MLFLOW_WORKERS": "2", "MLFLOW_AUTH_ADMIN_USERNAME": "x"},
-                                    "/run/mlflow/basic_auth.ini")
-    assert env["MLFLOW_AUTH_CONFIG_PATH"] == "/run/mlflow/basic_auth.ini"
-    assert env["MLFLOW_AUTH_ADMIN_PASSWORD"] == VALUES["mlflow/admin_password"]
-    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == VALUES["mlflow/flask_secret_key"]
-    assert "MLFLOW_AUTH_ADMIN_USERNAME" not in env
-
-
-def test_auth_config_file_is_private(tmp_path):
-    module = launcher()
-    path = tmp_path / "basic_auth.ini"
-    (tmp_path / "basic_auth.ini.tmp").write_text("stale")
-    module.write_private(str(path), "[mlflow]\n")
-    assert path.read_text() == "[mlflow]\n" and (path.stat().st_mode & 0o777) == 0o600
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["basic_auth.ini"]
+        L.read_parameters(Missing(), config)
 
 
 def test_auth_off_keeps_the_old_behaviour():
     rendered = render(BootstrapInputs(**BASE, auth=False))
     assert "RuntimeDirectory" not in rendered.files[UNIT]
-    module = launcher(auth=False)
-    assert module.AUTH is False
-    assert module.server_argv()[-2:] == ["mlflow", "server"]
-    assert "mlflow/admin_password" not in module.REQUIRED
-    env = module.server_environment(VALUES, {"MLFLOW_WORKERS": "2"})
+    config = launcher_config(auth=False)
+    assert config.auth is False
+    assert L.server_argv(config)[-2:] == ["mlflow", "server"]
+    assert "mlflow/admin_password" not in config.required_keys
+    env = L.server_environment(VALUES, {"MLFLOW_WORKERS": "2"}, config)
     assert not any(k.startswith(("MLFLOW_AUTH", "MLFLOW_FLASK")) for k in env)
 
 

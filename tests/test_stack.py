@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from modules.mlflow import ami_parameter
-from modules.mlflow_instance import render
 from tests.support import ROOT, SECOND_CONFIG, settings_for, synth_json
 
 SHARED_SPEC = ROOT.parent / "shared" / "spec" / "resources.tsv"
@@ -186,7 +185,8 @@ def test_database_and_redis_groups_have_no_egress(default):
 def test_s3_policy_is_scoped_to_the_artifact_bucket(default):
     doc = policy(default, "aws_iam_policy.mlflow_s3_policy")
     bucket = "arn:${data.aws_partition.current.partition}:s3:::mlflow-dev-artifacts-${random_id.bucket_suffix.hex}"
-    assert [s["Resource"] for s in doc["Statement"]] == [bucket, f"{bucket}/*"]
+    assert [s["Resource"] for s in doc["Statement"]] == [bucket, f"{bucket}/*", f"{bucket}/bootstrap/*"]
+    assert doc["Statement"][-1]["Effect"] == "Deny"  # bootstrap bundles: read-only for the instances
     assert res(default, "aws_s3_bucket.mlflow_artifacts")["bucket"] == bucket.split(":::")[1]
 
 
@@ -299,15 +299,24 @@ def test_graviton_instance_types_get_the_arm64_image():
     assert ami_parameter("t3.medium").endswith("x86_64") and ami_parameter("g5.xlarge").endswith("x86_64")
 
 
+def user_data_text(stack: dict, bucket: str) -> str:
+    """The launch template's user data as Terraform builds it (base64encode of a join), bucket filled in."""
+    expression = res(stack, "aws_launch_template.mlflow")["user_data"]
+    inner = expression.removeprefix('${base64encode(join("", [').removesuffix("]))}")
+    return "".join(json.loads(f"[{inner.replace('aws_s3_bucket.mlflow_artifacts.bucket', json.dumps(bucket))}]"))
+
+
 def test_user_data_is_exactly_the_rendered_bootstrap_and_holds_no_secret(default):
-    from modules.mlflow_instance import BootstrapInputs
-    text = base64.b64decode(res(default, "aws_launch_template.mlflow")["user_data"]).decode()
-    expected = render(BootstrapInputs(
+    from modules.mlflow_instance import BootstrapInputs, build_bundle, render_user_data
+    bundle = build_bundle(BootstrapInputs(
         region="us-east-1", ssm_prefix="/mlflow/dev", log_group_mlflow="/mlflow/dev/mlflow",
         log_group_nginx="/mlflow/dev/nginx", log_group_system="/mlflow/dev/system", mlflow_version="3.17.2",
         db_engine="mysql", metrics_namespace="MLflow/mlflow-dev", mlflow_port=5000, http_port=80, workers=0,
-    )).user_data
-    assert text == expected
+    ))
+    obj = res(default, "aws_s3_object.bootstrap_bundle")
+    assert base64.b64decode(obj["content_base64"]) == bundle.data and obj["key"] == bundle.key
+    text = user_data_text(default, "mlflow-dev-artifacts-0a1b2c3d")
+    assert text == render_user_data("mlflow-dev-artifacts-0a1b2c3d", bundle.key, bundle.sha256, "us-east-1")
     assert "random_password" not in text and "${ephemeral" not in text
 
 
@@ -322,9 +331,10 @@ def test_asg_runs_in_private_subnets_with_elb_health_and_instance_refresh(defaul
 
 
 def test_mlflow_version_change_changes_the_launch_template():
-    a = res(synth_json(settings_for()), "aws_launch_template.mlflow")["user_data"]
-    b = res(synth_json(settings_for(mlflow_version="3.17.1")), "aws_launch_template.mlflow")["user_data"]
-    assert a != b and "3.17.1" in base64.b64decode(b).decode()
+    a, b = synth_json(settings_for()), synth_json(settings_for(mlflow_version="3.16.1"))
+    key = res(b, "aws_s3_object.bootstrap_bundle")["key"]
+    assert key != res(a, "aws_s3_object.bootstrap_bundle")["key"]
+    assert user_data_text(a, "bucket") != user_data_text(b, "bucket") and key in user_data_text(b, "bucket")
 
 
 def test_alb_internal_in_private_subnets_drops_invalid_headers_and_logs(default):

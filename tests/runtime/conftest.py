@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ for path in (HERE.parents[1], HERE):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from runtime_helpers import MariaDB, Moto, Postgres, make_tls, missing_tools  # noqa: E402
+from runtime_helpers import MariaDB, Moto, Postgres, extract, make_tls, missing_tools, run  # noqa: E402
 
 
 def pytest_configure(config):
@@ -72,8 +73,55 @@ def moto_server(base_dir):
 def database(request, base_dir, tls):
     """A private database server of the engine named by the test parameter."""
     engine = request.param
-    server = {"postgres": Postgres, "mysql": MariaDB}[engine](base_dir / engine, tls)
+    parent = Path(tempfile.mkdtemp(prefix=f"{engine}-", dir=base_dir))
+    parent.chmod(0o755)  # the postgres user must reach its data directory
+    directory = parent / "server"
+    server = {"postgres": Postgres, "mysql": MariaDB}[engine](directory, tls)
     request.addfinalizer(server.stop)  # before start(): a half-started server is stopped too
     server.start()
     return server
 
+
+
+# The interpreter the locked venvs are made with (the instance's is AL2023's python3.11).
+BASE_PYTHON = getattr(sys, "_base_executable", None) or shutil.which("python3.11") or sys.executable
+UV = str(Path(sys.executable).parent / "uv")  # the dev package (Pipfile)
+AWSCLI = "awscli==1.46.2"  # only when the machine has no `aws`
+
+
+@pytest.fixture(scope="session")
+def locked_venv(base_dir):
+    """venv_for(bundle) -> MLflow's venv, made by the bundle's own install-venv.sh from the bundle's lock.
+
+    As on an instance: uv from its hash lock, then every wheel of the MLflow lock
+    checked against its sha256 (--require-hashes --no-deps, wheels only). One
+    venv per lock and test session; uv's cache (UV_CACHE_DIR, else ~/.cache/uv)
+    keeps later sessions fast.
+    """
+    made: dict[bytes, Path] = {}
+
+    def venv_for(bundle) -> Path:
+        lock = bundle.members["requirements.txt"]
+        if lock not in made:
+            where = base_dir / f"install-{len(made)}"
+            files = extract(bundle, where / "bundle")
+            started = time.monotonic()
+            run(["bash", str(files / "install-venv.sh"), BASE_PYTHON, str(where)])
+            print(f"\nlocked venv ({lock.splitlines()[0].decode()}) installed in "
+                  f"{time.monotonic() - started:.1f}s")
+            made[lock] = where / "venv"
+        return made[lock]
+
+    return venv_for
+
+
+@pytest.fixture(scope="session")
+def aws_cli(base_dir) -> str:
+    """The AWS CLI the user data calls: the machine's, else AWS CLI v1 in a venv of its own."""
+    found = shutil.which("aws")
+    if found:
+        return found
+    venv = base_dir / "awscli"
+    run([UV, "venv", "--quiet", "--python", BASE_PYTHON, str(venv)])
+    run([UV, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), AWSCLI])
+    return str(venv / "bin" / "aws")

@@ -6,12 +6,17 @@ those: nothing here looks processes up by name.
 """
 from __future__ import annotations
 
+import fcntl
+import io
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -49,10 +54,45 @@ def missing_tools() -> list[str]:
     return problems
 
 
+# Ports for the test servers come from below Linux's ephemeral range (32768-60999
+# by default), which bind(0) and outgoing connections draw from, so nothing else
+# on the machine is handed one between our check and the server's bind. Each port
+# is also held by an flock for the life of the test process, so concurrent test
+# sessions never pick the same one.
+PORT_RANGE = range(20000, 32000)
+PORT_LOCKS = Path(tempfile.gettempdir()) / "mlflow-runtime-ports"
+_held_ports: dict[int, object] = {}
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port no other test process holds, free when checked, held until this process ends."""
+    PORT_LOCKS.mkdir(mode=0o777, exist_ok=True)
+    rng = random.Random(os.getpid() * 1_000_003 + time.monotonic_ns())
+    for _ in range(500):
+        port = rng.choice(PORT_RANGE)
+        if port in _held_ports:
+            continue
+        lock = open(PORT_LOCKS / f"{port}.lock", "a")  # noqa: SIM115 (held open on purpose)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                lock.close()  # in use by something else: releases the flock
+                continue
+        _held_ports[port] = lock
+        return port
+    raise RuntimeError(f"no free port in {PORT_RANGE}")
+
+
+def address_in_use(log: Path) -> bool:
+    """Whether a server's log says its port was taken (then start() picks another and retries)."""
+    text = tail(log, 80).lower()
+    return "address already in use" in text or "errno 98" in text or "could not bind" in text
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -174,6 +214,14 @@ def run(argv: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
+def extract(bundle, directory: Path) -> Path:
+    """Unpack a bootstrap bundle (modules.mlflow_instance.Bundle) into directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(bundle.data), mode="r:gz") as tar:
+        tar.extractall(directory, filter="data")
+    return directory
+
+
 # --- TLS ---------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -212,19 +260,32 @@ def make_tls(directory: Path) -> TLS:
 # --- moto (S3 and SSM) -----------------------------------------------------------
 
 class Moto:
-    def __init__(self, log: Path):
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.service = Service("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                        "-p", str(self.port)], log)
+    def __init__(self, log: Path, port: Optional[int] = None):
+        self.log = log
+        self.port = port or free_port()
+        self.service: Optional[Service] = None
 
-    def start(self) -> None:
-        self.service.start()
-        wait_until(lambda: http_status(f"{self.endpoint}/moto-api/") == 200,
-                   "moto server", 60, self.service)
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, attempts: int = 3) -> None:
+        for attempt in range(1, attempts + 1):
+            self.service = Service("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                                            "-p", str(self.port)], self.log)
+            self.service.start()
+            try:
+                wait_until(lambda: http_status(f"{self.endpoint}/moto-api/") == 200,
+                           "moto server", 60, self.service)
+                return
+            except AssertionError:
+                if attempt == attempts or self.service.running() or not address_in_use(self.log):
+                    raise
+                self.port = free_port()
 
     def stop(self) -> None:
-        self.service.stop()
+        if self.service is not None:
+            self.service.stop()
 
     def client(self, name: str):
         import boto3
@@ -273,7 +334,7 @@ class Postgres(Database):
             user="postgres", env=env, cwd=self.dir)
         with open(data / "postgresql.conf", "a") as conf:
             conf.write(
-                f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
+                f"listen_addresses = '127.0.0.1'\n"
                 f"unix_socket_directories = '{sock}'\n"
                 f"ssl = on\nssl_cert_file = '{self.dir}/server.crt'\n"
                 f"ssl_key_file = '{self.dir}/server.key'\n"
@@ -284,13 +345,22 @@ class Postgres(Database):
             "local all postgres trust\n"
             "hostssl all all 127.0.0.1/32 scram-sha-256\n"
         )
-        self.service = Service("postgres", [str(PG_BIN / "postgres"), "-D", str(data)],
-                               self.dir / "postgres.log", env=env, cwd=self.dir,
-                               user="postgres", stop_signal=signal.SIGINT)
-        self.service.start()
-        wait_until(lambda: subprocess.run(
-            [str(PG_BIN / "pg_isready"), "-q", "-h", str(sock), "-p", str(self.port)]
-        ).returncode == 0, "PostgreSQL", 60, self.service)
+        for attempt in range(1, 4):
+            with open(data / "postgresql.conf", "a") as conf:
+                conf.write(f"port = {self.port}\n")  # the last one counts
+            self.service = Service("postgres", [str(PG_BIN / "postgres"), "-D", str(data)],
+                                   self.dir / "postgres.log", env=env, cwd=self.dir,
+                                   user="postgres", stop_signal=signal.SIGINT)
+            self.service.start()
+            try:
+                wait_until(lambda: subprocess.run(
+                    [str(PG_BIN / "pg_isready"), "-q", "-h", str(sock), "-p", str(self.port)]
+                ).returncode == 0, "PostgreSQL", 60, self.service)
+                break
+            except AssertionError:
+                if attempt == 3 or self.service.running() or not address_in_use(self.service.log):
+                    raise
+                self.port = free_port()
 
         import psycopg2
         from psycopg2 import sql
@@ -316,7 +386,7 @@ class MariaDB(Database):
         data = self.dir / "data"
         self.socket = self.dir / "mysqld.sock"
         cnf = self.dir / "my.cnf"
-        cnf.write_text(
+        self._cnf = lambda: cnf.write_text(
             "[mysqld]\n"
             f"datadir={data}\nport={self.port}\nbind-address=127.0.0.1\n"
             f"socket={self.socket}\npid-file={self.dir}/mysqld.pid\n"
@@ -329,14 +399,23 @@ class MariaDB(Database):
             "[client]\n"
             f"socket={self.socket}\nuser=root\n"
         )
+        self._cnf()
         run(["mariadb-install-db", f"--defaults-file={cnf}", "--auth-root-authentication-method=socket",
              "--skip-test-db", "--user=root"], cwd=self.dir)
-        self.service = Service("mariadb", [str(MARIADB_BIN), f"--defaults-file={cnf}"],
-                               self.dir / "mariadbd.out", cwd=self.dir)
-        self.service.start()
         client = ["mariadb", f"--defaults-file={cnf}"]
-        wait_until(lambda: subprocess.run(client + ["-e", "SELECT 1"], capture_output=True
-                                          ).returncode == 0, "MariaDB", 60, self.service)
+        for attempt in range(1, 4):
+            self._cnf()
+            self.service = Service("mariadb", [str(MARIADB_BIN), f"--defaults-file={cnf}"],
+                                   self.dir / "mariadbd.out", cwd=self.dir)
+            self.service.start()
+            try:
+                wait_until(lambda: subprocess.run(client + ["-e", "SELECT 1"], capture_output=True
+                                                  ).returncode == 0, "MariaDB", 60, self.service)
+                break
+            except AssertionError:
+                if attempt == 3 or self.service.running() or not address_in_use(self.dir / "error.log"):
+                    raise
+                self.port = free_port()
         run(client, input=(
             f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4;\n"
             f"CREATE USER '{self.user}'@'%' IDENTIFIED BY '{self.password}' REQUIRE SSL;\n"

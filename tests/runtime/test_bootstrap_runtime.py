@@ -1,12 +1,14 @@
-"""The rendered bootstrap, run for real: shellcheck, nginx, the launcher and
-MLflow (basic auth on) against PostgreSQL 15 and MariaDB 10.11 with TLS, S3 and
-SSM from moto.
+"""The bootstrap bundle, run for real: shellcheck, nginx, MLflow from its hash
+lock, and the launcher (basic auth on) against PostgreSQL 15 and MariaDB 10.11
+with TLS, S3 and SSM from moto.
 
-What stands in for the instance: the rendered files are written under a fake
-root; the launcher runs with the test's interpreter (same mlflow version as the
-instance's venv) and exactly the environment the rendered unit sets, plus the
-moto endpoint and fake credentials (and RUNTIME_DIRECTORY, which systemd sets
-for the unit's RuntimeDirectory=); nginx runs the rendered site file.
+What stands in for the instance: the bundle is unpacked and its files put
+under a fake root; MLflow's venv is made by the bundle's install-venv.sh from
+the bundle's lock (uv from its own hash lock, every wheel hash-checked); the
+launcher runs from that venv with exactly the environment the rendered unit
+sets (Environment= lines and the EnvironmentFile), plus the moto endpoint and
+fake credentials (and RUNTIME_DIRECTORY, which systemd sets for the unit's
+RuntimeDirectory=); nginx runs the rendered site file.
 """
 from __future__ import annotations
 
@@ -17,8 +19,6 @@ import secrets
 import shlex
 import stat
 import string
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -27,11 +27,18 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from modules.mlflow_instance import NGINX_SITE_PATH, UNIT_PATH, BootstrapInputs, render
+from modules.mlflow_instance import (
+    NGINX_SITE_PATH,
+    UNIT_PATH,
+    BootstrapInputs,
+    build_bundle,
+    render_user_data,
+)
 from runtime_helpers import (
     DB_PASSWORD,
     NGINX_BIN,
     Service,
+    extract,
     free_port,
     http_status,
     run,
@@ -61,7 +68,7 @@ def inputs_for(engine: str, work: Path, ca_bundle: Path, **overrides) -> Bootstr
         log_group_mlflow="/mlflow/runtime/mlflow",
         log_group_nginx="/mlflow/runtime/nginx",
         log_group_system="/mlflow/runtime/system",
-        mlflow_version=mlflow.__version__,
+        mlflow_version="3.17.2",
         db_engine=engine,
         metrics_namespace="MLflow/runtime-test",
         mlflow_port=free_port(),
@@ -93,11 +100,67 @@ def unit_settings(unit: str) -> tuple[dict[str, str], list[str], dict[str, str]]
     return env, argv, keys
 
 
-def write_tree(root: Path, files: dict[str, str]) -> None:
-    for path, content in files.items():
-        target = root / path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
+def env_file(path: Path) -> dict[str, str]:
+    """An EnvironmentFile= as systemd reads the ones we write: KEY=VALUE lines, '#' comments."""
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def unpack(bundle, work: Path) -> Path:
+    """The bundle's files under a fake root (work/root), as bootstrap.sh installs them."""
+    extract(bundle, work / "bundle")
+    root = work / "root"
+    (work / "bundle" / "files").rename(root)
+    return root
+
+
+class Instance:
+    """The launcher of one rendered bundle, run as systemd would, with MLflow's locked venv."""
+
+    def __init__(self, inputs: BootstrapInputs, work: Path, root: Path, venv: Path, endpoint: str, request):
+        self.inputs, self.work, self.root, self.venv, self.request = inputs, work, root, venv, request
+        unit_env, self.exec_start, self.unit_keys = unit_settings((root / UNIT_PATH.lstrip("/")).read_text())
+        self.log_file = Path(self.unit_keys["StandardOutput"].removeprefix("append:"))
+        self.runtime_dir = work / "run" / self.unit_keys.get("RuntimeDirectory", "mlflow")
+        self.runtime_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
+        for directory in (inputs.state_dir, inputs.log_dir):
+            Path(directory).mkdir(parents=True, exist_ok=True)
+        launcher_env = env_file(root / self.unit_keys["EnvironmentFile"].lstrip("/"))
+        self.env = {"PATH": SYSTEMD_PATH, "LANG": "C.UTF-8", **unit_env, **launcher_env,
+                    "RUNTIME_DIRECTORY": str(self.runtime_dir),
+                    "AWS_ENDPOINT_URL": endpoint,
+                    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+    def service(self) -> Service:
+        """ExecStart= with the venv of the lock and the launcher from the bundle."""
+        argv = [str(self.venv / "bin" / "python"), str(self.root / self.exec_start[1].lstrip("/"))]
+        service = Service(f"mlflow {self.inputs.mlflow_version} ({self.inputs.db_engine})", argv,
+                          self.log_file, env=self.env, cwd=Path(self.unit_keys["WorkingDirectory"]))
+        self.request.addfinalizer(service.stop)
+        return service
+
+
+def put_parameters(ssm, inputs: BootstrapInputs, values: dict[str, str]) -> None:
+    """The SSM parameters under the names the bundle's launcher.env gives, as Terraform would create them."""
+    secret_keys = ("db/password", "mlflow/admin_password", "mlflow/flask_secret_key")
+    for key, name in inputs.parameter_names.items():
+        if key in values:
+            ssm.put_parameter(Name=name, Value=values[key], Overwrite=True,
+                              Type="SecureString" if key in secret_keys else "String")
+
+
+def files_holding(secrets_: list[str], *directories: Path) -> set[str]:
+    """Files under directories holding any of the secrets (plain, URL-quoted, or that for an ini file)."""
+    forms = {f for s in secrets_ for f in (s, quote(s, safe=""), quote(s, safe="").replace("%", "%%"))}
+    needles = [f.encode() for f in forms]
+    found = set()
+    for directory in directories:
+        for path in Path(directory).rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                data = path.read_bytes()
+                if any(n in data for n in needles):
+                    found.add(str(path))
+    return found
 
 
 def nginx_test_conf(directory: Path, site: Path) -> Path:
@@ -155,31 +218,27 @@ def check_auth_store(ini: str, engine: str) -> str:
 
 
 @pytest.mark.parametrize("engine", ["postgres", "mysql"])
-def test_rendered_files_pass_shellcheck_and_nginx(engine, base_dir, tls):
+def test_bundle_scripts_pass_shellcheck_and_nginx(engine, base_dir, tls):
     work = base_dir / f"lint-{engine}"
-    rendered = render(inputs_for(engine, work, tls.ca_cert))
-    script = work / "user-data.sh"
-    write_tree(work / "root", rendered.files)
-    script.write_text(rendered.user_data)
-    run(["shellcheck", "--shell=bash", "--severity=style", str(script)])
-    nginx_check(nginx_test_conf(work / "nginx", work / "root" / NGINX_SITE_PATH.lstrip("/")))
-    # The user data writes each file verbatim: its heredocs hold the exact content.
-    for path, content in rendered.files.items():
-        assert f"cat >{path} <<'MLFLOW_BOOTSTRAP_EOF'\n{content}MLFLOW_BOOTSTRAP_EOF\n" in rendered.user_data
+    bundle = build_bundle(inputs_for(engine, work, tls.ca_cert))
+    root = unpack(bundle, work)
+    scripts = [work / "bundle" / "bootstrap.sh", work / "bundle" / "install-venv.sh"]
+    user_data = work / "user-data.sh"
+    user_data.write_text(render_user_data("mlflow-dev-artifacts-0a1b2c3d", bundle.key, bundle.sha256, "us-east-1"))
+    run(["shellcheck", "--shell=bash", "--severity=style", *map(str, scripts), str(user_data)])
+    nginx_check(nginx_test_conf(work / "nginx", root / NGINX_SITE_PATH.lstrip("/")))
 
 
 @pytest.mark.parametrize("database", ["postgres", "mysql"], indirect=True)
-def test_bootstrap_end_to_end(database, moto_server, base_dir, tls, tmp_path, request, monkeypatch):
+def test_bootstrap_end_to_end(database, moto_server, locked_venv, base_dir, tls, tmp_path, request, monkeypatch):
     engine = database.engine
     work = base_dir / f"run-{engine}"
     inputs = inputs_for(engine, work, tls.ca_cert)
-    rendered = render(inputs)
-    assert DB_PASSWORD not in rendered.user_data
     assert inputs.auth and inputs.auth_admin_username == "admin"
-    root = work / "root"
-    write_tree(root, rendered.files)
-    for directory in (inputs.state_dir, inputs.log_dir):
-        Path(directory).mkdir(parents=True)
+    bundle = build_bundle(inputs)
+    root = unpack(bundle, work)
+    venv = locked_venv(bundle)
+    instance = Instance(inputs, work, root, venv, moto_server.endpoint, request)
 
     # --- SSM parameters and the bucket, as Terraform would create them -----------
     bucket = f"mlflow-runtime-{engine}"
@@ -192,36 +251,18 @@ def test_bootstrap_end_to_end(database, moto_server, base_dir, tls, tmp_path, re
         "mlflow/artifact_bucket": bucket, "mlflow/allowed_hosts": ALLOWED_HOSTS,
         "mlflow/admin_password": random_secret(32), "mlflow/flask_secret_key": random_secret(64),
     }
-    secret_keys = ("db/password", "mlflow/admin_password", "mlflow/flask_secret_key")
-    for key, value in parameters.items():
-        ssm.put_parameter(Name=f"{inputs.ssm_prefix}/{key}", Value=value, Overwrite=True,
-                          Type="SecureString" if key in secret_keys else "String")
-    assert not any(parameters[k] in rendered.user_data for k in secret_keys)
+    put_parameters(ssm, inputs, parameters)
 
     # --- the launcher, as systemd would run it -----------------------------------
-    unit_env, exec_start, unit_keys = unit_settings(rendered.files[UNIT_PATH])
-    assert exec_start == [f"{inputs.install_dir}/venv/bin/python", inputs.launcher_path]
-    assert unit_keys["KillMode"] == "control-group"
-    log_file = Path(unit_keys["StandardOutput"].removeprefix("append:"))
-    assert unit_keys["StandardError"] == unit_keys["StandardOutput"]
+    assert instance.exec_start == [f"{inputs.install_dir}/venv/bin/python", inputs.launcher_path]
+    assert instance.unit_keys["EnvironmentFile"] == inputs.launcher_env_path
+    assert instance.unit_keys["KillMode"] == "control-group"
+    assert instance.unit_keys["StandardError"] == instance.unit_keys["StandardOutput"]
     # RuntimeDirectory=mlflow: systemd makes /run/mlflow (0700, tmpfs) and sets
     # RUNTIME_DIRECTORY; here a private directory stands in for it.
-    assert (unit_keys["RuntimeDirectory"], unit_keys["RuntimeDirectoryMode"]) == ("mlflow", "0700")
-    runtime_dir = work / "run" / unit_keys["RuntimeDirectory"]
-    runtime_dir.mkdir(parents=True, mode=0o700)
-    env = {"PATH": SYSTEMD_PATH, "LANG": "C.UTF-8", **unit_env,
-           "RUNTIME_DIRECTORY": str(runtime_dir),
-           "AWS_ENDPOINT_URL": moto_server.endpoint,
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    launcher_file = root / inputs.launcher_path.lstrip("/")
-
-    def launcher() -> Service:
-        service = Service(f"mlflow ({engine})", [sys.executable, str(launcher_file)], log_file,
-                          env=env, cwd=Path(unit_keys["WorkingDirectory"]))
-        request.addfinalizer(service.stop)
-        return service
-
-    mlflow_service = launcher()
+    assert (instance.unit_keys["RuntimeDirectory"], instance.unit_keys["RuntimeDirectoryMode"]) == ("mlflow", "0700")
+    runtime_dir, log_file = instance.runtime_dir, instance.log_file
+    mlflow_service = instance.service()
 
     # --- nginx with the rendered site ----------------------------------------------
     nginx_conf = nginx_test_conf(work / "nginx", root / NGINX_SITE_PATH.lstrip("/"))
@@ -241,6 +282,15 @@ def test_bootstrap_end_to_end(database, moto_server, base_dir, tls, tmp_path, re
     wait_until(lambda: http_status(f"{base}/health") == 200, "MLflow /health through nginx", 10,
                mlflow_service)
     print(f"\n{engine}: launcher start to healthy through nginx {time.monotonic() - started:.1f}s")
+
+    # --- MLflow runs from the locked venv: the lock's exact versions -----------------
+    server_exe = Path(f"/proc/{mlflow_service.pgid}/exe").resolve()
+    assert server_exe == (venv / "bin" / "python").resolve()
+    versions = run([str(venv / "bin" / "python"), "-c",
+                    "import mlflow, sqlalchemy; print(mlflow.__version__, sqlalchemy.__version__)"]).stdout.split()
+    lock_text = bundle.members["requirements.txt"].decode()
+    assert f"\nmlflow=={versions[0]} \\\n" in lock_text and f"\nsqlalchemy=={versions[1]} \\\n" in lock_text
+    assert versions[0] == inputs.mlflow_version
 
     # --- secrets: in the server's environment, never on a command line -----------
     admin_password = parameters["mlflow/admin_password"]
@@ -268,16 +318,22 @@ def test_bootstrap_end_to_end(database, moto_server, base_dir, tls, tmp_path, re
     assert [p.name for p in runtime_dir.iterdir()] == ["basic_auth.ini"]  # no leftover temp file
     ini = auth_ini.read_text()
     assert "default_permission = NO_PERMISSIONS\n" in ini and "admin_username = admin\n" in ini
-    assert admin_password not in ini and flask_key not in ini
     auth_uri = check_auth_store(ini, engine)
     assert server_env["MLFLOW_ARTIFACTS_DESTINATION"] == f"s3://{bucket}/artifacts"
     assert server_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert server_env["MLFLOW_WORKERS"] == "2"
     assert server_env["MLFLOW_GATEWAY_BUDGET_REDIS_URL"] == "rediss://cache.example.test:6379/0"
     assert "https://mlflow.example.test" in server_env["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"].split(",")
-    log_text = log_file.read_text()
-    for secret in (DB_PASSWORD, quoted, admin_password, flask_key):
-        assert secret not in log_text
+    # Where the secrets that came from SSM are at rest now: only the DB password, only in
+    # basic_auth.ini (0600, tmpfs on the instance). Not in the bundle, the user data, the
+    # installed files, the log, the state directory or nginx's logs.
+    secrets_ = [DB_PASSWORD, admin_password, flask_key]
+    at_rest = files_holding(secrets_, root, work / "bundle", Path(inputs.state_dir), Path(inputs.log_dir),
+                            runtime_dir, work / "nginx")
+    assert at_rest == {str(auth_ini)}
+    assert files_holding([admin_password, flask_key], runtime_dir) == set()
+    for secret in secrets_:
+        assert secret.encode() not in bundle.data and quote(secret, safe="").encode() not in bundle.data
 
     # --- authentication and Host validation through nginx -------------------------------
     admin = basic_auth("admin", admin_password)
@@ -290,7 +346,7 @@ def test_bootstrap_end_to_end(database, moto_server, base_dir, tls, tmp_path, re
     assert http_status(f"{base}/health") == 200
 
     # --- the MLflow client through nginx, with the admin credentials from SSM --------
-    stored = ssm.get_parameter(Name=f"{inputs.ssm_prefix}/mlflow/admin_password", WithDecryption=True)
+    stored = ssm.get_parameter(Name=inputs.parameter_names["mlflow/admin_password"], WithDecryption=True)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", stored["Parameter"]["Value"])
     payload = os.urandom(1024 * 1024) + b"end"
@@ -320,14 +376,17 @@ def test_bootstrap_end_to_end(database, moto_server, base_dir, tls, tmp_path, re
     keys = [o["Key"] for o in moto_server.client("s3").list_objects_v2(
         Bucket=bucket, Prefix="artifacts/").get("Contents", [])]
     assert any(k.endswith("/data/payload.bin") for k in keys), keys
+    log_text = log_file.read_text()
+    for secret in (DB_PASSWORD, quoted, admin_password, flask_key):
+        assert secret not in log_text
 
     # --- restart against the initialized stores, with a rotated admin password --------
     mlflow_service.stop()
     assert mlflow_service.group_pids() == []
     rotated = random_secret(32)
-    ssm.put_parameter(Name=f"{inputs.ssm_prefix}/mlflow/admin_password", Value=rotated,
+    ssm.put_parameter(Name=inputs.parameter_names["mlflow/admin_password"], Value=rotated,
                       Type="SecureString", Overwrite=True)
-    mlflow_service = launcher()
+    mlflow_service = instance.service()
     started = time.monotonic()
     mlflow_service.start()
     wait_until(lambda: http_status(f"{base}/health") == 200, "MLflow /health after the restart", 120,
@@ -340,6 +399,7 @@ def test_bootstrap_end_to_end(database, moto_server, base_dir, tls, tmp_path, re
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", rotated)
     assert MlflowClient(tracking_uri=base).get_run(run_id).data.params == {"alpha": "0.5"}
     assert check_auth_store(auth_ini.read_text(), engine) == auth_uri
+    assert files_holding([rotated], root, Path(inputs.state_dir), Path(inputs.log_dir), work / "nginx") == set()
 
     # --- MLflow down: the health check through nginx must fail -------------------------
     mlflow_service.stop()

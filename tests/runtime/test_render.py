@@ -1,19 +1,29 @@
-"""Fast checks of render() and the rendered launcher's pure functions.
+"""Fast checks of render(), the bootstrap bundle, the user data and the locks.
 
-Not marked ``runtime``: no services, no root, no external tools.
+Not marked ``runtime``: no services, no root, no network, no external tools.
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
 import re
-import types
+import tarfile
 
 import jinja2
 import pytest
-from sqlalchemy.engine import make_url
 
 import modules.mlflow_instance as mi
-from modules.mlflow_instance import BootstrapInputs, render
+from modules.mlflow_instance import (
+    BootstrapInputs,
+    build_bundle,
+    lock_for,
+    locking,
+    render,
+    render_user_data,
+)
+from modules.settings import SettingsError
 
 BASE = dict(
     region="us-east-1",
@@ -28,43 +38,105 @@ BASE = dict(
     http_port=80,
     workers=0,
 )
+INSTALLED = {
+    "/etc/nginx/nginx.conf", "/etc/nginx/conf.d/mlflow.conf", "/etc/systemd/system/mlflow.service",
+    "/opt/mlflow/launcher.py", "/opt/mlflow/launcher.env", "/etc/logrotate.d/mlflow",
+    "/opt/aws/amazon-cloudwatch-agent/etc/mlflow-agent.json",
+}
+LONGEST_BUCKET = "b" * 63
 
 
 def inputs(**overrides) -> BootstrapInputs:
     return BootstrapInputs(**{**BASE, **overrides})
 
 
-def launcher(rendered) -> types.ModuleType:
-    module = types.ModuleType("rendered_launch")
-    exec(compile(rendered.files["/opt/mlflow/launch.py"], "launch.py", "exec"), module.__dict__)
-    return module
-
-
 @pytest.mark.parametrize("engine", ["mysql", "postgres"])
 def test_render_is_deterministic_and_shaped(engine):
     a, b = render(inputs(db_engine=engine)), render(inputs(db_engine=engine))
-    assert a.user_data == b.user_data and a.files == b.files
-    assert a.user_data.startswith("#!/bin/bash\n")
-    assert "set -euo pipefail" in a.user_data
-    assert len(a.user_data.encode()) <= mi.USER_DATA_LIMIT
-    assert set(a.files) == {
-        "/etc/nginx/nginx.conf", "/etc/nginx/conf.d/mlflow.conf",
-        "/etc/systemd/system/mlflow.service", "/opt/mlflow/launch.py",
-        "/etc/logrotate.d/mlflow", "/opt/aws/amazon-cloudwatch-agent/etc/mlflow-agent.json",
-    }
+    assert a == b
+    assert set(a.files) == INSTALLED and set(a.modes.values()) == {"0644"}
     for content in a.files.values():
         assert content.endswith("\n") and not content.endswith("\n\n")
-    driver = {"mysql": "pymysql", "postgres": "psycopg2-binary"}[engine]
-    assert f"'mlflow[auth]==3.17.2' boto3 redis {driver}\n" in a.user_data
+    assert a.files["/opt/mlflow/launcher.py"] == mi.LAUNCHER_SOURCE.read_text()  # shipped, not rendered
+    assert a.script.startswith("#!/bin/bash\n") and "set -euo pipefail" in a.script
+    # Every file is installed from the bundle with its mode; MLflow comes only from the lock.
+    for path in a.files:
+        assert f"install -D -m 0644 -o root -g root files{path} {path}\n" in a.script
+    assert "UV_NO_CACHE=1 ./install-venv.sh python3.11 /opt/mlflow\n" in a.script
+    assert "pip install" not in a.script and "mlflow[auth]" not in a.script
+
+
+def test_install_script_installs_only_hash_locked_wheels():
+    text = mi.INSTALL_SCRIPT.read_text()
+    installs = [line for line in text.replace("\\\n", " ").splitlines() if " install " in line]
+    assert len(installs) == 2  # the installer, then MLflow's venv
+    for line in installs:
+        assert "--require-hashes" in line and "--no-deps" in line and "--only-binary" in line
+    assert '-r "$here/uv.txt"' in installs[0] and '-r "$here/requirements.txt"' in installs[1]
+
+
+def members(data: bytes) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def test_bundle_is_byte_identical_for_the_same_inputs_and_content_addressed():
+    a, b = build_bundle(inputs()), build_bundle(inputs())
+    assert a.data == b.data and a.sha256 == b.sha256 == hashlib.sha256(a.data).hexdigest()
+    assert a.key == f"bootstrap/{a.sha256}.tar.gz"
+    assert gzip.decompress(a.data)  # a valid gzip stream
+    assert a.data[4:8] == b"\0\0\0\0"  # gzip header mtime 0
+    found = members(a.data)
+    assert set(found) == {"bootstrap.sh", "install-venv.sh", "requirements.txt", "uv.txt"} | {
+        f"files{p}" for p in INSTALLED}
+    assert list(found) == sorted(found)
+    for info in found.values():
+        assert (info.uid, info.gid, info.uname, info.gname, info.mtime) == (0, 0, "root", "root", mi.BUNDLE_MTIME)
+    assert found["bootstrap.sh"].mode == found["install-venv.sh"].mode == 0o755
+    assert a.members["requirements.txt"] == lock_for("3.17.2").read_bytes()
+    assert a.members["uv.txt"] == locking.UV_LOCK.read_bytes()
+
+
+@pytest.mark.parametrize("change", [
+    {"db_engine": "postgres"}, {"mlflow_version": "3.16.1"}, {"workers": 3}, {"auth": False},
+    {"ssm_names": {k: f"/other/{k}" for k in mi.launcher.REQUIRED_KEYS + mi.launcher.AUTH_KEYS}},
+])
+def test_any_input_change_changes_the_bundle_and_the_user_data(change):
+    a, b = build_bundle(inputs()), build_bundle(inputs(**change))
+    assert a.sha256 != b.sha256 and a.key != b.key
+    assert render_user_data("bucket", a.key, a.sha256, "us-east-1") != render_user_data(
+        "bucket", b.key, b.sha256, "us-east-1")
+
+
+def test_user_data_is_small_pins_the_sha256_and_leaves_terraform_nothing_to_interpolate():
+    bundle = build_bundle(inputs())
+    text = render_user_data(LONGEST_BUCKET, bundle.key, bundle.sha256, "ap-southeast-2")
+    assert text.startswith("#!/bin/bash\n") and "set -euo pipefail" in text
+    assert len(text.encode()) <= mi.USER_DATA_LIMIT == 4096
+    assert f"sha256='{bundle.sha256}'\n" in text and f"key='{bundle.key}'\n" in text
+    assert "${" not in text and "%{" not in text
+    # The check comes before anything reads the bundle.
+    check, untar, run = (text.index("sha256sum --check"), text.index("tar -xzf"), text.index("exec bash"))
+    assert check < untar < run
+    token = render_user_data("${TfToken[TOKEN.7]}", bundle.key, bundle.sha256, "us-east-1")
+    assert token.count("${") == 1  # only the bucket name Terraform fills in
+
+
+@pytest.mark.parametrize("field, value", [
+    ("bucket", "Bad_Bucket"), ("bucket", "x'; reboot; '"), ("key", "a b"), ("sha256", "abc"),
+    ("sha256", "A" * 64), ("region", "mars-1"),
+])
+def test_user_data_rejects_bad_values_naming_them(field, value):
+    args = dict(bucket="bucket", key="bootstrap/x.tar.gz", sha256="0" * 64, region="us-east-1")
+    with pytest.raises(ValueError, match=rf"render_user_data: {field} .* is not allowed; expected"):
+        render_user_data(**{**args, field: value})
 
 
 def test_only_agent_placeholders_look_like_interpolation():
     rendered = render(inputs())
-    # Terraform would interpolate ${...} and %{...}; the only ones are the
-    # CloudWatch agent's own placeholders (the lead escapes them in JSON).
-    assert set(re.findall(r"\$\{[^}]*\}", rendered.user_data)) == {
-        "${aws:AutoScalingGroupName}", "${aws:InstanceId}"}
-    assert "%{" not in rendered.user_data
+    text = "".join(rendered.files.values()) + rendered.script
+    assert set(re.findall(r"\$\{[^}]*\}", text)) == {"${aws:AutoScalingGroupName}", "${aws:InstanceId}"}
+    assert "%{" not in text
 
 
 def test_agent_config_routes_logs_and_metrics():
@@ -85,22 +157,30 @@ def test_agent_config_routes_logs_and_metrics():
     assert collected["disk"]["measurement"] == ["disk_used_percent"]
 
 
-def test_nginx_site_proxies_everything():
+def test_nginx_site_proxies_everything_and_never_answers_health_itself():
     site = render(inputs(mlflow_port=5055, http_port=8080)).files["/etc/nginx/conf.d/mlflow.conf"]
     assert "server 127.0.0.1:5055;" in site and "listen 8080 default_server;" in site
-    assert "/health" not in site.replace("/health itself", "").split("server {", 1)[1]
+    server_block = site.split("server {", 1)[1]
+    assert re.findall(r"location\s+(\S+)", server_block) == ["/"]  # one location: everything to MLflow
+    assert "return" not in server_block.replace("proxy_", "")
     for directive in ("client_max_body_size 0;", "proxy_request_buffering off;", "server_tokens off;",
                       "proxy_set_header Host $host;", "X-Forwarded-For", "X-Forwarded-Proto"):
         assert directive in site
 
 
-def test_unit_hardening():
-    unit = render(inputs()).files["/etc/systemd/system/mlflow.service"]
+def test_unit_hardening_and_launcher_configuration():
+    rendered = render(inputs())
+    unit = rendered.files["/etc/systemd/system/mlflow.service"].splitlines()
     for line in ("User=mlflow", "KillMode=control-group", "Restart=always", "NoNewPrivileges=true",
                  "ProtectSystem=strict", "PrivateTmp=true", "ReadWritePaths=/var/log/mlflow /var/lib/mlflow",
                  "StandardOutput=append:/var/log/mlflow/mlflow.log",
-                 "Environment=MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false"):
-        assert line in unit.splitlines()
+                 "Environment=MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",
+                 "EnvironmentFile=/opt/mlflow/launcher.env",
+                 "ExecStart=/opt/mlflow/venv/bin/python /opt/mlflow/launcher.py"):
+        assert line in unit
+    env = rendered.files["/opt/mlflow/launcher.env"]
+    assert "MLFLOW_LAUNCH_SSM_DB_PASSWORD=/mlflow/dev/db/password\n" in env
+    assert "MLFLOW_LAUNCH_DB_ENGINE=mysql\n" in env and "MLFLOW_LAUNCH_AUTH=true\n" in env
 
 
 @pytest.mark.parametrize("field, value", [
@@ -110,10 +190,20 @@ def test_unit_hardening():
     ("mlflow_port", 0), ("http_port", 70000), ("workers", -1), ("mlflow_port", "5000"),
     ("state_dir", "relative/dir"), ("log_dir", "/var/log/../etc"), ("ca_bundle_path", "/a b"),
     ("install_dir", "/opt/$(reboot)"),
+    ("ssm_names", {"db/hostname": "/x/y"}), ("ssm_names", {"db/host": "no-slash"}),
+    ("ssm_names", {"db/host": "/ssm/x"}), ("ssm_names", {"db/host": "/x", "db/port": "/x"}),
+    ("ssm_names", {"db/host": "/x"}),
 ])
 def test_bad_values_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         inputs(**{field: value})
+
+
+def test_ssm_names_missing_keys_are_listed():
+    names = {k: f"/d/{k}" for k in mi.launcher.REQUIRED_KEYS}
+    with pytest.raises(ValueError, match="ssm_names lacks mlflow/admin_password, mlflow/flask_secret_key"):
+        inputs(ssm_names=names)
+    assert inputs(ssm_names=names, auth=False).parameter_names == names  # auth off: enough
 
 
 def test_ports_must_differ_and_extra_fields_are_rejected():
@@ -128,42 +218,41 @@ def test_templates_reject_undefined_variables():
         mi._ENV.get_template("nginx.conf.j2").render(http_port=80)
 
 
-@pytest.mark.parametrize("engine, scheme", [("mysql", "mysql+pymysql"), ("postgres", "postgresql+psycopg2")])
-def test_launcher_builds_quoted_tls_uri(engine, scheme):
-    module = launcher(render(inputs(db_engine=engine, ca_bundle_path="/opt/mlflow/ca.pem")))
-    values = {"db/host": "db.example", "db/port": "3306", "db/name": "ml flow",
-              "db/username": "u@x", "db/password": "p@ss:w/rd%25+&=?#'\"x"}
-    url = make_url(module.backend_store_uri(values))
-    assert url.drivername == scheme
-    assert (url.username, url.password, url.database) == ("u@x", "p@ss:w/rd%25+&=?#'\"x", "ml flow")
-    assert (url.host, url.port) == ("db.example", 3306)
-    if engine == "mysql":
-        assert dict(url.query) == {"ssl_ca": "/opt/mlflow/ca.pem"}
-    else:
-        assert dict(url.query) == {"sslmode": "verify-full", "sslrootcert": "/opt/mlflow/ca.pem"}
+# --- the locks -------------------------------------------------------------------------
+
+def test_a_version_without_a_lock_is_one_clear_settings_error():
+    with pytest.raises(SettingsError) as caught:
+        build_bundle(inputs(mlflow_version="3.17.1"))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "mlflow_version: '3.17.1' has no lock file" in message and "make lock MLFLOW_VERSIONS=3.17.1" in message
+    assert "3.16.1, 3.17.2" in message
+    assert lock_for("3.17.2").name == "mlflow-3.17.2.txt"
 
 
-def test_launcher_hosts_origins_and_workers():
-    module = launcher(render(inputs()))
-    hosts = module.public_hosts({"mlflow/allowed_hosts": " ALB.example ,mlflow.example,,alb.example"})
-    assert hosts == ["alb.example", "mlflow.example"]
-    assert module.allowed_hosts(hosts).split(",") == [
-        "alb.example", "alb.example:*", "mlflow.example", "mlflow.example:*",
-        "localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*"]
-    assert module.cors_origins(["a.example"]) == "https://a.example,http://a.example"
-    gib = 1024 ** 3
-    assert module.auto_workers(cpus=2, memory=4 * gib) == 4
-    assert module.auto_workers(cpus=8, memory=2 * gib) == 4  # memory-bound
-    assert module.auto_workers(cpus=1, memory=gib // 2) == 1
+@pytest.mark.parametrize("version", ["3.16.1", "3.17.2"])
+def test_locks_pin_every_package_by_hash_with_wheels_for_both_architectures(version):
+    text = lock_for(version).read_text()
+    pins = locking.parse_lock(text)
+    assert pins["mlflow"][0] == version and pins["mlflow-skinny"][0] == version
+    for name in ("boto3", "redis", "pymysql", "psycopg2-binary", "sqlalchemy", "alembic"):
+        assert name in pins
+    assert "async-timeout" not in pins  # redis needs it only before CPython 3.11.3
+    assert len(pins) > 80 and all(hashes for _, hashes in pins.values())
+    requirement_lines = [line for line in text.splitlines()
+                         if line and not line.startswith(("#", "    --hash=sha256:"))]
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+==\S+ \\", line) for line in requirement_lines)  # exact pins
+    # Per package, the wheel names the lock lists: a compiled one needs both architectures.
+    blocks = re.findall(r"((?:^# .+\.whl\n)+)([A-Za-z0-9._-]+)==", text, re.M)
+    assert len(blocks) == len(pins)
+    for wheels, name in blocks:
+        files = wheels.split()
+        universal = any(f.endswith("-none-any.whl") for f in files)
+        assert universal or (any("x86_64" in f for f in files) and any("aarch64" in f for f in files)), name
 
 
-def test_launcher_reports_missing_parameters():
-    module = launcher(render(inputs()))
-
-    class FakeSSM:
-        def get_parameters(self, Names, WithDecryption):
-            assert WithDecryption is True and len(Names) <= 10
-            return {"Parameters": [{"Name": "/mlflow/dev/db/host", "Value": "h"}]}
-
-    with pytest.raises(SystemExit, match="db/password"):
-        module.read_parameters(FakeSSM())
+def test_the_installer_lock_pins_uv_for_both_architectures():
+    text = locking.UV_LOCK.read_text()
+    pins = locking.parse_lock(text)
+    assert list(pins) == ["uv"] and pins["uv"][0] == locking.UV_VERSION
+    assert "x86_64" in text and "aarch64" in text and len(pins["uv"][1]) >= 2

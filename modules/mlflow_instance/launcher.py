@@ -1,0 +1,335 @@
+"""The MLflow launcher: ``mlflow.service`` runs it at each start, as ``mlflow``.
+
+It reads the deployment's values from SSM Parameter Store, upgrades the
+database schema in-process, prepares the auth store, then execs ``mlflow
+server`` configured through environment variables. Secrets stay in this
+process and the server's environment and never reach a command line.
+
+Configuration: the unit's environment (``launcher.env``, written by
+modules/mlflow_instance, and ``Environment=`` lines), read once by
+``Config.from_environ``; see ``Config`` for the variables. SSM parameters are
+read by the full names the configuration gives for each logical key, so a
+deployment can keep its own parameter names. The AWS endpoint follows the
+standard variables (``AWS_ENDPOINT_URL``), which the tests use.
+
+Only the standard library is imported at module level: tests import this file
+directly; boto3, SQLAlchemy and MLflow come from the venv at run time.
+
+Authentication (``MLFLOW_LAUNCH_AUTH=true``, docs/auth.md):
+
+* the auth user store is the database ``auth_db_name`` on the same server and
+  login as the tracking store; the launcher creates it (the RDS master user
+  may) and brings its schema to head under a server-wide lock (GET_LOCK /
+  pg_advisory_lock), so instances booting together do not race;
+* MySQL family: upstream's first auth migration (8606fa83a998) names the
+  foreign keys of experiment_permissions and registered_model_permissions both
+  fk_user_id, which MySQL/MariaDB refuse (errno 121, mlflow#9642/#10964). The
+  launcher creates those three tables itself with distinct foreign-key names;
+  MLflow's migrate_if_needed then finds the tables without
+  alembic_version_auth, stamps 8606fa83a998 and runs every later migration
+  unchanged, so the schema is upstream's;
+* basic_auth.ini holds the auth store URI (database password included) and no
+  admin password (that goes in MLFLOW_AUTH_ADMIN_PASSWORD). MLflow only reads
+  a file, so it is written mode 0600 into systemd's RuntimeDirectory (tmpfs,
+  0700, removed at stop), or the state directory when started by hand;
+* the admin password in SSM is authoritative: MLflow creates the admin with it
+  on first start; at each later start the launcher resets the admin's password
+  to SSM's when they differ (e.g. after rotation).
+
+Adding a step (a check of the schema version before the upgrade, pool sizes
+from a connection budget): read its setting in ``Config.from_environ``, then
+use it in ``main`` or ``server_environment``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+ENV_PREFIX = "MLFLOW_LAUNCH_"
+REQUIRED_KEYS = (
+    "db/host", "db/port", "db/name", "db/username", "db/password",
+    "mlflow/artifact_bucket", "mlflow/allowed_hosts",
+)
+AUTH_KEYS = ("mlflow/admin_password", "mlflow/flask_secret_key")
+OPTIONAL_KEYS = ("cache/endpoint", "cache/port")
+ALL_KEYS = REQUIRED_KEYS + AUTH_KEYS + OPTIONAL_KEYS
+ENGINES = ("mysql", "postgres")
+LOCAL_HOSTS = ("localhost", "127.0.0.1")
+WORKER_MEMORY = 300 * 1024 * 1024  # RSS budget per uvicorn worker
+RESERVED_MEMORY = 768 * 1024 * 1024  # left to the OS, nginx and the agent
+GET_PARAMETERS_LIMIT = 10  # names per ssm:GetParameters call
+PG_AUTH_LOCK = 7340061584  # pg_advisory_lock key of the auth-store migration
+
+
+class ConfigError(SystemExit):
+    """A configuration variable is missing or wrong; the message names it."""
+
+
+def ssm_variable(key: str) -> str:
+    """Environment variable holding the SSM parameter name of ``key`` (db/host -> ..._SSM_DB_HOST)."""
+    return f"{ENV_PREFIX}SSM_{key.upper().replace('/', '_')}"
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    value = environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("true", "false"):
+        return value == "true"
+    raise ConfigError(f"mlflow-launch: {name}={value!r}; allowed: true or false")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the launcher is told, from its environment.
+
+    Variables (prefix ``MLFLOW_LAUNCH_``): ``DB_ENGINE`` (mysql or postgres),
+    ``CA_BUNDLE`` (CA file for TLS to the database), ``AUTH`` (true/false,
+    default true), ``AUTH_ADMIN`` (default admin), ``AUTH_DB`` (default
+    mlflow_auth), ``STATE_DIR`` (default /var/lib/mlflow), and
+    ``SSM_<KEY>`` per logical key (``SSM_DB_HOST`` for db/host, ...). The
+    region is ``AWS_REGION``.
+    """
+
+    db_engine: str
+    ca_bundle: str
+    region: str
+    ssm_names: Mapping[str, str]
+    auth: bool = True
+    admin_username: str = "admin"
+    auth_db_name: str = "mlflow_auth"
+    state_dir: str = "/var/lib/mlflow"
+    required_keys: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        required = REQUIRED_KEYS + (AUTH_KEYS if self.auth else ())
+        object.__setattr__(self, "required_keys", required)
+        if self.db_engine not in ENGINES:
+            raise ConfigError(f"mlflow-launch: {ENV_PREFIX}DB_ENGINE={self.db_engine!r}; allowed: "
+                              + ", ".join(ENGINES))
+        missing = [ssm_variable(k) for k in required if not self.ssm_names.get(k)]
+        if missing:
+            raise ConfigError("mlflow-launch: no SSM parameter name in " + ", ".join(missing))
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Config:
+        def need(name: str) -> str:
+            value = environ.get(ENV_PREFIX + name, "").strip()
+            if not value:
+                raise ConfigError(f"mlflow-launch: {ENV_PREFIX}{name} is not set")
+            return value
+
+        region = environ.get("AWS_REGION", "").strip()
+        if not region:
+            raise ConfigError("mlflow-launch: AWS_REGION is not set")
+        names = {k: environ.get(ssm_variable(k), "").strip() for k in ALL_KEYS}
+        return cls(
+            db_engine=need("DB_ENGINE"),
+            ca_bundle=need("CA_BUNDLE"),
+            region=region,
+            ssm_names={k: name for k, name in names.items() if name},
+            auth=_flag(environ, ENV_PREFIX + "AUTH", True),
+            admin_username=environ.get(ENV_PREFIX + "AUTH_ADMIN", "").strip() or "admin",
+            auth_db_name=environ.get(ENV_PREFIX + "AUTH_DB", "").strip() or "mlflow_auth",
+            state_dir=environ.get(ENV_PREFIX + "STATE_DIR", "").strip() or "/var/lib/mlflow",
+        )
+
+
+def log(message: str) -> None:
+    print(f"mlflow-launch: {message}", file=sys.stderr, flush=True)
+
+
+def read_parameters(ssm, config: Config) -> dict[str, str]:
+    """logical key -> value of every configured parameter; exits naming the missing required ones."""
+    key_of = {name: key for key, name in config.ssm_names.items()}
+    names = list(key_of)
+    values: dict[str, str] = {}
+    for i in range(0, len(names), GET_PARAMETERS_LIMIT):
+        reply = ssm.get_parameters(Names=names[i:i + GET_PARAMETERS_LIMIT], WithDecryption=True)
+        values.update({key_of[p["Name"]]: p["Value"] for p in reply["Parameters"] if p["Name"] in key_of})
+    missing = [k for k in config.required_keys if not values.get(k, "").strip()]
+    if missing:
+        raise SystemExit("mlflow-launch: missing SSM parameters: "
+                         + ", ".join(f"{k} ({config.ssm_names[k]})" for k in missing))
+    return values
+
+
+def backend_store_uri(values: Mapping[str, str], config: Config, database: str | None = None) -> str:
+    """SQLAlchemy URI with TLS verified against the CA bundle; user and password URL-quoted."""
+    user = quote(values["db/username"], safe="")
+    password = quote(values["db/password"], safe="")
+    name = quote(database or values["db/name"], safe="")
+    where = f'{values["db/host"]}:{int(values["db/port"])}/{name}'
+    ca = quote(config.ca_bundle)
+    if config.db_engine == "mysql":
+        return f"mysql+pymysql://{user}:{password}@{where}?ssl_ca={ca}"
+    # The driver is named: SQLAlchemy 2.1's default PostgreSQL driver (psycopg 3) is not installed.
+    return f"postgresql+psycopg2://{user}:{password}@{where}?sslmode=verify-full&sslrootcert={ca}"
+
+
+def auth_config(values: Mapping[str, str], config: Config) -> str:
+    """basic_auth.ini: the auth store's URI, no admin password."""
+    uri = backend_store_uri(values, config, database=config.auth_db_name).replace("%", "%%")  # configparser
+    return (f"[mlflow]\ndefault_permission = NO_PERMISSIONS\ndatabase_uri = {uri}\n"
+            f"admin_username = {config.admin_username}\ngrant_default_workspace_access = false\n")
+
+
+def write_private(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600, replacing it atomically."""
+    tmp = f"{path}.tmp"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(text)
+    os.replace(tmp, path)
+
+
+def _mysql_first_auth_tables(engine) -> None:
+    """The three tables of 8606fa83a998 with distinct foreign-key names (mlflow#9642)."""
+    key = "id INTEGER NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+    perm = " VARCHAR(255) NOT NULL, user_id INTEGER NOT NULL, permission VARCHAR(255), "
+    tables = (
+        ("users", "username VARCHAR(255) UNIQUE, password_hash VARCHAR(255), is_admin BOOL"),
+        ("experiment_permissions",
+         "experiment_id" + perm + "CONSTRAINT unique_experiment_user UNIQUE (experiment_id, user_id)"),
+        ("registered_model_permissions",
+         "name" + perm + "CONSTRAINT unique_name_user UNIQUE (name, user_id)"),
+    )
+    with engine.begin() as conn:
+        for table, columns in tables:
+            fk = f", CONSTRAINT fk_{table}_user_id FOREIGN KEY (user_id) REFERENCES users (id)"
+            conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {table} ({key}{columns}"
+                                 f"{fk if table != 'users' else ''})")
+
+
+def prepare_auth_store(values: Mapping[str, str], config: Config) -> None:
+    """Create the auth database if needed, migrate it to head, sync the admin password with SSM."""
+    import sqlalchemy as sa
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    server = sa.create_engine(backend_store_uri(values, config), isolation_level="AUTOCOMMIT",
+                              poolclass=sa.pool.NullPool)
+    name = server.dialect.identifier_preparer.quote(config.auth_db_name)
+    with server.connect() as conn:
+        if config.db_engine == "mysql":
+            conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {name} CHARACTER SET utf8mb4")
+        else:
+            exists = sa.text("SELECT 1 FROM pg_database WHERE datname = :n")
+            if not conn.execute(exists, {"n": config.auth_db_name}).first():
+                try:
+                    conn.exec_driver_sql(f"CREATE DATABASE {name}")
+                except sa.exc.DBAPIError:
+                    if not conn.execute(exists, {"n": config.auth_db_name}).first():
+                        raise  # else another instance was faster
+    uri = backend_store_uri(values, config, database=config.auth_db_name)
+    engine = sa.create_engine(uri, poolclass=sa.pool.NullPool)
+    with engine.connect() as lock:
+        if config.db_engine == "mysql":
+            lock.execute(sa.text("SELECT GET_LOCK('mlflow_auth', 300)"))
+            if "alembic_version_auth" not in sa.inspect(engine).get_table_names():
+                _mysql_first_auth_tables(engine)
+                log("created the first auth tables (MySQL workaround for mlflow#9642)")
+        else:
+            lock.execute(sa.text(f"SELECT pg_advisory_lock({PG_AUTH_LOCK})"))
+        store, password = SqlAlchemyStore(), values["mlflow/admin_password"]
+        store.init_db(uri)  # migrates to head
+        admin = config.admin_username
+        if store.has_user(admin, use_primary=True) and not store.authenticate_user(
+                admin, password, use_primary=True):
+            store.update_user(admin, password=password)
+            log(f"set the password of {admin!r} to the one in SSM")
+        store.engine.dispose()
+    engine.dispose()
+    server.dispose()
+
+
+def public_hosts(values: Mapping[str, str]) -> list[str]:
+    hosts = [h.strip().lower() for h in values["mlflow/allowed_hosts"].split(",")]
+    return [h for h in dict.fromkeys(hosts) if h]
+
+
+def allowed_hosts(hosts: list[str]) -> str:
+    names = list(hosts) + [h for h in LOCAL_HOSTS if h not in hosts]
+    return ",".join(n for host in names for n in (host, f"{host}:*"))
+
+
+def cors_origins(hosts: list[str]) -> str:
+    return ",".join(f"{scheme}://{host}" for host in hosts for scheme in ("https", "http"))
+
+
+def auto_workers(cpus: int | None = None, memory: int | None = None) -> int:
+    """2 per CPU, capped by memory (WORKER_MEMORY each after RESERVED_MEMORY); at least 1."""
+    cpus = cpus or os.cpu_count() or 1
+    if memory is None:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            kib = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:"))
+        memory = kib * 1024
+    by_memory = (memory - RESERVED_MEMORY) // WORKER_MEMORY
+    return max(1, min(2 * cpus, by_memory))
+
+
+def server_environment(values: Mapping[str, str], base: Mapping[str, str], config: Config,
+                       auth_config_path: str | None = None) -> dict[str, str]:
+    """The environment of ``mlflow server``: ``base`` plus everything it is configured with."""
+    env = {k: v for k, v in base.items() if not k.startswith(ENV_PREFIX)}
+    hosts = public_hosts(values)
+    env["MLFLOW_BACKEND_STORE_URI"] = backend_store_uri(values, config)
+    env["MLFLOW_ARTIFACTS_DESTINATION"] = f's3://{values["mlflow/artifact_bucket"]}/artifacts'
+    env["MLFLOW_SERVE_ARTIFACTS"] = "true"
+    env["MLFLOW_SERVER_ALLOWED_HOSTS"] = allowed_hosts(hosts)
+    env["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"] = cors_origins(hosts)
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    env.setdefault("MLFLOW_HOST", "127.0.0.1")
+    if env.get("MLFLOW_WORKERS", "0") in ("", "0"):
+        env["MLFLOW_WORKERS"] = str(auto_workers())
+    if values.get("cache/endpoint") and values.get("cache/port"):
+        cache = f'rediss://{values["cache/endpoint"]}:{int(values["cache/port"])}/0'
+        env["MLFLOW_GATEWAY_BUDGET_REDIS_URL"] = cache
+    env.pop("MLFLOW_AUTH_ADMIN_USERNAME", None)
+    if config.auth:
+        if not auth_config_path:
+            raise ValueError("auth is on: the server needs the path of basic_auth.ini")
+        env["MLFLOW_AUTH_CONFIG_PATH"] = auth_config_path
+        env["MLFLOW_AUTH_ADMIN_PASSWORD"] = values["mlflow/admin_password"]
+        env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = values["mlflow/flask_secret_key"]
+    return env
+
+
+def server_argv(config: Config) -> list[str]:
+    return [sys.executable, "-m", "mlflow", "server"] + (["--app-name", "basic-auth"] if config.auth else [])
+
+
+def main(environ: Mapping[str, str] | None = None) -> None:
+    environ = dict(os.environ if environ is None else environ)
+    config = Config.from_environ(environ)
+
+    import boto3
+
+    values = read_parameters(boto3.client("ssm", region_name=config.region), config)
+    auth_ini = None
+    if config.auth:
+        run_dir = environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or config.state_dir
+        auth_ini = os.path.join(run_dir, "basic_auth.ini")
+        write_private(auth_ini, auth_config(values, config))
+    env = server_environment(values, environ, config, auth_ini)
+    auth = (f"on (admin {config.admin_username!r}, database {config.auth_db_name})"
+            if config.auth else "OFF")
+    log(f"database {config.db_engine} at {values['db/host']}:{values['db/port']}, "
+        f"artifacts {env['MLFLOW_ARTIFACTS_DESTINATION']}, workers {env['MLFLOW_WORKERS']}, auth {auth}")
+
+    from mlflow.db import upgrade
+
+    log("upgrading the database schema")
+    upgrade.main([env["MLFLOW_BACKEND_STORE_URI"]], standalone_mode=False)
+    if config.auth:
+        log("preparing the auth store")
+        prepare_auth_store(values, config)
+    log("starting mlflow server")
+    os.execve(sys.executable, server_argv(config), env)  # noqa: S606 (this interpreter, fixed argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""The launcher module (modules/mlflow_instance/launcher.py), imported directly.
+
+No services: the runtime tier (tests/runtime) runs it against real databases.
+"""
+from __future__ import annotations
+
+import configparser
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from modules.mlflow_instance import BootstrapInputs, render
+from modules.mlflow_instance import launcher as L
+
+ROOT = Path(__file__).resolve().parent.parent
+LAUNCHER = ROOT / "modules" / "mlflow_instance" / "launcher.py"
+VALUES = {
+    "db/host": "db.example", "db/port": "3306", "db/name": "mlflow", "db/username": "mlflow_admin",
+    "db/password": "p@ss:w/rd%25+&=?#'\"x", "mlflow/artifact_bucket": "bucket",
+    "mlflow/allowed_hosts": "alb.example", "mlflow/admin_password": "AdminSecret0123456789",
+    "mlflow/flask_secret_key": "FlaskSecret0123456789",
+}
+BASE_INPUTS = dict(
+    region="us-east-1", ssm_prefix="/mlflow/dev", log_group_mlflow="/mlflow/dev/mlflow",
+    log_group_nginx="/mlflow/dev/nginx", log_group_system="/mlflow/dev/system",
+    mlflow_version="3.17.2", db_engine="mysql", metrics_namespace="MLflow/mlflow-dev",
+)
+
+
+def env_file(text: str) -> dict[str, str]:
+    """KEY=VALUE lines as systemd's EnvironmentFile= reads the ones we write (no quoting needed)."""
+    return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def config_for(**overrides) -> L.Config:
+    """The launcher's Config from the launcher.env that render() writes, plus the unit's AWS_REGION."""
+    inputs = BootstrapInputs(**{**BASE_INPUTS, **overrides})
+    environ = env_file(render(inputs).files[inputs.launcher_env_path])
+    return L.Config.from_environ({**environ, "AWS_REGION": inputs.region})
+
+
+class FakeSSM:
+    def __init__(self, store: dict[str, str]):
+        self.store, self.calls = store, []
+
+    def get_parameters(self, Names, WithDecryption):  # noqa: N803 (boto3's names)
+        assert WithDecryption is True and len(Names) <= L.GET_PARAMETERS_LIMIT
+        self.calls.append(list(Names))
+        return {"Parameters": [{"Name": n, "Value": self.store[n]} for n in Names if n in self.store],
+                "InvalidParameters": [n for n in Names if n not in self.store]}
+
+
+def test_ruff_passes_on_the_launcher():
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(LAUNCHER)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_is_configured_and_would_catch_a_fault(tmp_path):
+    # The same configuration on a copy with an unused import and a shell call: ruff must fail.
+    (tmp_path / "ruff.toml").write_text((LAUNCHER.parent / "ruff.toml").read_text())
+    bad = tmp_path / "launcher.py"
+    bad.write_text(LAUNCHER.read_text() + "\nimport json\nos.system('true')\n")
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(bad)],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1 and "F401" in result.stdout and "S605" in result.stdout
+
+
+def test_launcher_imports_only_the_standard_library_at_module_level():
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import launcher; "
+            "bad = [m for m in ('boto3', 'sqlalchemy', 'mlflow', 'jinja2', 'pydantic') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code, str(LAUNCHER.parent)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_config_from_the_rendered_env_file_has_todays_names():
+    config = config_for()
+    assert (config.db_engine, config.ca_bundle, config.region) == (
+        "mysql", "/opt/mlflow/rds-global-bundle.pem", "us-east-1")
+    assert config.auth and config.admin_username == "admin" and config.auth_db_name == "mlflow_auth"
+    assert config.ssm_names == {k: f"/mlflow/dev/{k}" for k in L.ALL_KEYS}
+    assert config.required_keys == L.REQUIRED_KEYS + L.AUTH_KEYS
+
+
+def test_config_takes_an_adopted_deployments_parameter_names():
+    names = {k: f"/mlflow-dev/{k.replace('db/', 'database/')}" for k in L.REQUIRED_KEYS + L.AUTH_KEYS}
+    config = config_for(ssm_names=names)
+    assert config.ssm_names == names  # the optional cache keys are simply not read
+    ssm = FakeSSM({name: VALUES[key] for key, name in names.items()})
+    assert L.read_parameters(ssm, config) == VALUES
+    assert all(n.startswith("/mlflow-dev/") for call in ssm.calls for n in call)
+
+
+def test_config_without_auth_neither_needs_nor_reads_the_auth_secrets():
+    config = config_for(auth=False)
+    assert not config.auth and config.required_keys == L.REQUIRED_KEYS
+    assert not set(L.AUTH_KEYS) & set(config.ssm_names)
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({"AWS_REGION": ""}, "AWS_REGION is not set"),
+    ({"MLFLOW_LAUNCH_DB_ENGINE": "oracle"}, "MLFLOW_LAUNCH_DB_ENGINE='oracle'; allowed: mysql, postgres"),
+    ({"MLFLOW_LAUNCH_CA_BUNDLE": ""}, "MLFLOW_LAUNCH_CA_BUNDLE is not set"),
+    ({"MLFLOW_LAUNCH_AUTH": "yes"}, "MLFLOW_LAUNCH_AUTH='yes'; allowed: true or false"),
+    ({"MLFLOW_LAUNCH_SSM_DB_PASSWORD": ""}, "no SSM parameter name in MLFLOW_LAUNCH_SSM_DB_PASSWORD"),
+])
+def test_config_errors_name_the_variable(environ, message):
+    inputs = BootstrapInputs(**BASE_INPUTS)
+    base = {**env_file(render(inputs).files[inputs.launcher_env_path]), "AWS_REGION": "us-east-1"}
+    with pytest.raises(L.ConfigError) as caught:
+        L.Config.from_environ({**base, **environ})
+    assert message in str(caught.value)
+
+
+def test_parameters_are_read_in_batches_of_ten_and_missing_ones_are_named():
+    config = config_for()
+    store = {config.ssm_names[k]: v for k, v in VALUES.items()}
+    ssm = FakeSSM(store)
+    assert L.read_parameters(ssm, config) == VALUES
+    assert [len(c) for c in ssm.calls] == [10, 1]  # 11 names
+    del store["/mlflow/dev/mlflow/flask_secret_key"]
+    with pytest.raises(SystemExit, match=r"mlflow/flask_secret_key \(/mlflow/dev/mlflow/flask_secret_key\)"):
+        L.read_parameters(FakeSSM(store), config)
+    store["/mlflow/dev/mlflow/flask_secret_key"] = "  "  # blank counts as missing
+    with pytest.raises(SystemExit, match="flask_secret_key"):
+        L.read_parameters(FakeSSM(store), config)
+
+
+@pytest.mark.parametrize("engine, scheme", [("mysql", "mysql+pymysql"), ("postgres", "postgresql+psycopg2")])
+def test_backend_store_uri_is_quoted_and_verifies_tls(engine, scheme):
+    config = config_for(db_engine=engine, ca_bundle_path="/opt/mlflow/ca.pem")
+    values = {**VALUES, "db/name": "ml flow", "db/username": "u@x"}
+    url = make_url(L.backend_store_uri(values, config))
+    assert url.drivername == scheme
+    assert (url.username, url.password, url.database) == ("u@x", VALUES["db/password"], "ml flow")
+    assert (url.host, url.port) == ("db.example", 3306)
+    if engine == "mysql":
+        assert dict(url.query) == {"ssl_ca": "/opt/mlflow/ca.pem"}
+    else:
+        assert dict(url.query) == {"sslmode": "verify-full", "sslrootcert": "/opt/mlflow/ca.pem"}
+
+
+def test_hosts_origins_and_workers():
+    hosts = L.public_hosts({"mlflow/allowed_hosts": " ALB.example ,mlflow.example,,alb.example"})
+    assert hosts == ["alb.example", "mlflow.example"]
+    assert L.allowed_hosts(hosts).split(",") == [
+        "alb.example", "alb.example:*", "mlflow.example", "mlflow.example:*",
+        "localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*"]
+    assert L.cors_origins(["a.example"]) == "https://a.example,http://a.example"
+    gib = 1024 ** 3
+    assert L.auto_workers(cpus=2, memory=4 * gib) == 4
+    assert L.auto_workers(cpus=8, memory=2 * gib) == 4  # memory-bound
+    assert L.auto_workers(cpus=1, memory=gib // 2) == 1
+
+
+@pytest.mark.parametrize("engine, scheme", [("mysql", "mysql+pymysql"), ("postgres", "postgresql+psycopg2")])
+def test_auth_config_file_and_server_environment(engine, scheme):
+    config = config_for(db_engine=engine, auth_admin_username="boss", auth_db_name="tracking_users")
+    ini = L.auth_config(VALUES, config)
+    parser = configparser.ConfigParser()  # as MLflow reads it (with % interpolation)
+    parser.read_string(ini)
+    section = parser["mlflow"]
+    assert section["default_permission"] == "NO_PERMISSIONS" and section["admin_username"] == "boss"
+    url = make_url(section["database_uri"])
+    assert url.drivername == scheme and url.database == "tracking_users"
+    assert (url.username, url.password, url.host) == ("mlflow_admin", VALUES["db/password"], "db.example")
+    assert VALUES["mlflow/admin_password"] not in ini and VALUES["mlflow/flask_secret_key"] not in ini
+    base = {"MLFLOW_WORKERS": "2", "MLFLOW_AUTH_ADMIN_USERNAME": "x", "MLFLOW_LAUNCH_DB_ENGINE": engine}
+    env = L.server_environment({**VALUES, "cache/endpoint": "c.example", "cache/port": "6379"}, base,
+                               config, "/run/mlflow/basic_auth.ini")
+    assert env["MLFLOW_AUTH_CONFIG_PATH"] == "/run/mlflow/basic_auth.ini"
+    assert env["MLFLOW_AUTH_ADMIN_PASSWORD"] == VALUES["mlflow/admin_password"]
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == VALUES["mlflow/flask_secret_key"]
+    assert env["MLFLOW_GATEWAY_BUDGET_REDIS_URL"] == "rediss://c.example:6379/0"
+    assert env["MLFLOW_ARTIFACTS_DESTINATION"] == "s3://bucket/artifacts"
+    assert env["MLFLOW_WORKERS"] == "2" and env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert "MLFLOW_AUTH_ADMIN_USERNAME" not in env
+    assert not any(k.startswith(L.ENV_PREFIX) for k in env)  # the launcher's own settings stay here
+    assert L.server_argv(config)[-4:] == ["mlflow", "server", "--app-name", "basic-auth"]
+
+
+def test_auth_off_keeps_the_plain_server():
+    config = config_for(auth=False)
+    assert L.server_argv(config)[-2:] == ["mlflow", "server"]
+    env = L.server_environment(VALUES, {"MLFLOW_WORKERS": "2"}, config)
+    assert not any(k.startswith(("MLFLOW_AUTH", "MLFLOW_FLASK")) for k in env)
+    assert "MLFLOW_GATEWAY_BUDGET_REDIS_URL" not in env  # no cache parameters
+
+
+def test_auth_config_file_is_private(tmp_path):
+    path = tmp_path / "basic_auth.ini"
+    (tmp_path / "basic_auth.ini.tmp").write_text("stale")
+    L.write_private(str(path), "[mlflow]\n")
+    assert path.read_text() == "[mlflow]\n" and (path.stat().st_mode & 0o777) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["basic_auth.ini"]
