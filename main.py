@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """MLflow tracking server on AWS, as a CDK for Terraform app.
 
-    bootstrap -> networking -> security -> database -> mlflow -> alerting
+    bootstrap -> networking -> security -> database -> mlflow -> alerting -> observability
 
 One stack per settings file in settings/ (``mlflow-dev``, ``mlflow-prod``,
 ...), or one ``mlflow-dev`` stack from the built-in defaults when there is no
@@ -21,13 +21,14 @@ from cdktf import Annotations, App, S3Backend, TerraformOutput
 from constructs import Construct
 
 from modules.adoption import moved_blocks, removed_blocks
-from modules.alerting import Alerting, AlertingProps
+from modules.alerting import Alerting, AlertingProps, ChatProps
 from modules.base import AddressedStack, address_of
 from modules.bootstrap import Bootstrap, BootstrapProps
 from modules.database import Database, DatabaseProps
-from modules.mlflow import Mlflow, MlflowProps
+from modules.mlflow import Mlflow, MlflowProps, ScalingProps
 from modules.networking import Networking, NetworkingProps
-from modules.providers import configure_providers
+from modules.observability import Observability, ObservabilityProps
+from modules.providers import chatbot_provider, configure_providers
 from modules.security import Security, SecurityProps
 from modules.settings import Settings, SettingsError, load_settings
 
@@ -93,13 +94,39 @@ class MlflowStack(AddressedStack):
             certificate_arn=s.certificate_arn, deletion_protection=s.deletion_protection, tags=s.all_tags,
             alb_internet_facing=s.alb_internet_facing, domain_name=s.domain_name, route53_zone_id=s.route53_zone_id,
             kms_key_id=sec.kms_key_id, waf=s.waf, auth=s.mlflow_auth, auth_secrets_version=s.mlflow_auth_secrets_version,
+            scaling=ScalingProps(
+                requests_per_target=s.scaling_requests_per_target, cpu_percent=s.scaling_cpu_percent,
+                instance_warmup_seconds=s.instance_warmup_seconds,
+                health_check_grace_seconds=s.health_check_grace_seconds,
+                deregistration_delay_seconds=s.deregistration_delay_seconds,
+            ),
         ))
 
+        # AWS names a replication group's members <id>-001, <id>-002, ...
+        redis_cluster_ids = [f"{names.replication_group_id}-{i:03d}" for i in range(1, s.redis_num_nodes + 1)]
+        chat = None
+        if s.chat_alerts is not None:
+            c = s.chat_alerts
+            chat = ChatProps(platform=c.platform, channel_id=c.channel_id, team_id=c.team_id, tenant_id=c.tenant_id,
+                             provider=chatbot_provider(self, s, c.region))
         alerts = Alerting(self, "alerting", AlertingProps(
             prefix=s.prefix, account_id=boot.account_id, kms_key_id=sec.kms_key_id,
             alert_emails=s.alert_emails, asg_name=app.asg_name, alb_arn_suffix=app.alb_arn_suffix,
             target_group_arn_suffix=app.target_group_arn_suffix, db_instance_id=db.db_instance_id,
+            metrics_namespace=metrics_namespace, asg_min_size=s.asg_min_size, asg_max_size=s.asg_max_size,
+            db_connections_alarm=s.db_connections_alarm_threshold, redis_cluster_ids=redis_cluster_ids,
+            partition=boot.partition, chat=chat,
         ))
+        obs = Observability(self, "observability", ObservabilityProps(
+            prefix=s.prefix, region=s.region, names=names, kms_key_arn=sec.kms_key_arn,
+            log_retention_days=s.log_retention_days, metrics_namespace=metrics_namespace,
+            asg_name=app.asg_name, asg_min_size=s.asg_min_size, asg_max_size=s.asg_max_size,
+            alb_arn_suffix=app.alb_arn_suffix, target_group_arn_suffix=app.target_group_arn_suffix,
+            db_instance_id=db.db_instance_id, db_connections_alarm=s.db_connections_alarm_threshold,
+            redis_cluster_ids=redis_cluster_ids, scaling_requests_per_target=s.scaling_requests_per_target,
+            scaling_cpu_percent=s.scaling_cpu_percent,
+        ))
+        db.redis.put_log_delivery_configuration(obs.redis_log_delivery)  # the slow log, to obs's log group
 
         TerraformOutput(self, "tracking_url", value=app.tracking_url, description="MLflow tracking URI")
         TerraformOutput(self, "alb_dns_name", value=app.alb_dns_name)

@@ -94,7 +94,36 @@ MOVED: dict[str, str] = {
     "module.monitoring.aws_cloudwatch_metric_alarm.alb_error_rate": "aws_cloudwatch_metric_alarm.alb_error_rate",
     "module.monitoring.aws_cloudwatch_metric_alarm.asg_cpu_high": "aws_cloudwatch_metric_alarm.asg_cpu_high",
     "module.monitoring.aws_cloudwatch_metric_alarm.rds_cpu_high": "aws_cloudwatch_metric_alarm.rds_cpu_high",
+    # Monitoring and scaling (docs/observability.md). Same names under naming = "hcl": updated in place.
+    "module.monitoring.aws_cloudwatch_metric_alarm.asg_memory_high": "aws_cloudwatch_metric_alarm.asg_memory_high",
+    "module.monitoring.aws_cloudwatch_metric_alarm.rds_connections": "aws_cloudwatch_metric_alarm.rds_connections",
+    "module.monitoring.aws_cloudwatch_dashboard.mlflow_main": "aws_cloudwatch_dashboard.mlflow",
+    "module.mlflow.aws_cloudwatch_dashboard.mlflow": "aws_cloudwatch_dashboard.logs",
+    "module.monitoring.aws_cloudwatch_query_definition.error_analysis": "aws_cloudwatch_query_definition.mlflow_errors",
+    "module.monitoring.aws_cloudwatch_query_definition.performance_analysis":
+        "aws_cloudwatch_query_definition.slow_requests",
+    "module.database.aws_cloudwatch_log_group.elasticache_slow[0]": "aws_cloudwatch_log_group.redis_slow_log",
+    # Replaced, create-before-destroy (see REPLACED).
+    "module.mlflow.aws_autoscaling_policy.scale_up": "aws_autoscaling_policy.cpu",
+    "module.mlflow.aws_autoscaling_policy.scale_down": "aws_autoscaling_policy.requests",
+    "module.mlflow.aws_cloudwatch_metric_alarm.cpu_high": "aws_cloudwatch_metric_alarm.asg_at_max_capacity",
+    "module.mlflow.aws_cloudwatch_metric_alarm.cpu_low": "aws_cloudwatch_metric_alarm.healthy_hosts_low",
 }
+
+# Moved, then replaced by ours, create-before-destroy (ours are built before theirs go): our address -> why.
+REPLACED: dict[str, str] = {
+    "aws_autoscaling_policy.cpu": "a simple-scaling policy cannot become target tracking in place; ours has "
+                                  "its own name, so it is created first and the step policy deleted after",
+    "aws_autoscaling_policy.requests": "as aws_autoscaling_policy.cpu: the HCL's two step policies become our two "
+                                       "target-tracking policies (which maps to which only orders the swap)",
+    "aws_cloudwatch_metric_alarm.asg_at_max_capacity": "cpu_high drove scale_up; target tracking owns its alarms, "
+                                                        "so scale-up's alarm becomes 'no room left to scale up'",
+    "aws_cloudwatch_metric_alarm.healthy_hosts_low": "cpu_low drove scale_down; it becomes the healthy-hosts "
+                                                      "alarm (the pairing only orders the swap)",
+}
+
+SLACK_RELAY = ("the Slack relay (only with slack_webhook_url): left running, not managed; set chat_alerts "
+               "(AWS Chatbot, no webhook secret) and then delete the relay by hand")
 
 # Managed there, deliberately not here: forgotten by Terraform, never destroyed.
 REMOVED: dict[str, str] = {
@@ -102,22 +131,11 @@ REMOVED: dict[str, str] = {
     "module.security.aws_iam_role_policy.mlflow_serial_console_policy": "no serial-console access; Session Manager instead",
     "module.security.aws_ec2_serial_console_access.mlflow": "account-wide setting, not ours to own",
     "module.database.random_password.db_password": "our password is ephemeral and write-only, never in the state",
-    "module.database.aws_cloudwatch_log_group.elasticache_slow": "Redis slow log not shipped",
-    "module.mlflow.aws_autoscaling_policy.scale_up": "no step-scaling policies; capacity is set by settings",
-    "module.mlflow.aws_autoscaling_policy.scale_down": "no step-scaling policies; capacity is set by settings",
-    "module.mlflow.aws_cloudwatch_metric_alarm.cpu_high": "drove the step-scaling policies (asg_cpu_high alerts instead)",
-    "module.mlflow.aws_cloudwatch_metric_alarm.cpu_low": "drove the step-scaling policies",
-    "module.mlflow.aws_cloudwatch_dashboard.mlflow": "no dashboards",
-    "module.monitoring.aws_cloudwatch_metric_alarm.asg_memory_high": "needs agent memory metrics by ASG; not alarmed",
-    "module.monitoring.aws_cloudwatch_metric_alarm.rds_connections": "not alarmed (rds_cpu_high, rds_free_storage_low are)",
-    "module.monitoring.aws_cloudwatch_dashboard.mlflow_main": "no dashboards",
-    "module.monitoring.aws_cloudwatch_query_definition.error_analysis": "no saved Logs Insights queries",
-    "module.monitoring.aws_cloudwatch_query_definition.performance_analysis": "no saved Logs Insights queries",
-    "module.monitoring.aws_lambda_function.slack_notification": "no Slack relay (only when slack_webhook_url was set)",
-    "module.monitoring.aws_iam_role.lambda_role": "no Slack relay (only when slack_webhook_url was set)",
-    "module.monitoring.aws_iam_role_policy_attachment.lambda_logs": "no Slack relay (only when slack_webhook_url was set)",
-    "module.monitoring.aws_sns_topic_subscription.slack_lambda": "no Slack relay (only when slack_webhook_url was set)",
-    "module.monitoring.aws_lambda_permission.allow_sns": "no Slack relay (only when slack_webhook_url was set)",
+    "module.monitoring.aws_lambda_function.slack_notification": SLACK_RELAY,
+    "module.monitoring.aws_iam_role.lambda_role": SLACK_RELAY,
+    "module.monitoring.aws_iam_role_policy_attachment.lambda_logs": SLACK_RELAY,
+    "module.monitoring.aws_sns_topic_subscription.slack_lambda": SLACK_RELAY,
+    "module.monitoring.aws_lambda_permission.allow_sns": SLACK_RELAY,
 }
 
 # At the root there and here, at the same address: nothing to move.

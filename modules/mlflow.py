@@ -20,6 +20,11 @@ from cdktf_cdktf_provider_aws.autoscaling_group import (
     AutoscalingGroupLaunchTemplate,
     AutoscalingGroupTag,
 )
+from cdktf_cdktf_provider_aws.autoscaling_policy import (
+    AutoscalingPolicy,
+    AutoscalingPolicyTargetTrackingConfiguration,
+    AutoscalingPolicyTargetTrackingConfigurationPredefinedMetricSpecification,
+)
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.launch_template import (
     LaunchTemplate,
@@ -31,6 +36,7 @@ from cdktf_cdktf_provider_aws.launch_template import (
     LaunchTemplateTagSpecifications,
 )
 from cdktf_cdktf_provider_aws.lb import Lb, LbAccessLogs
+from cdktf_cdktf_provider_aws.lb_listener import LbListener
 from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_bucket_logging import S3BucketLoggingA
@@ -98,6 +104,22 @@ def ami_parameter(instance_type: str) -> str:
 
 
 @dataclass(frozen=True)
+class ScalingProps:
+    """Demand scaling of the group (docs/observability.md)."""
+
+    requests_per_target: int
+    """Target tracking: load balancer requests per instance per minute."""
+    cpu_percent: int
+    """Target tracking: average CPU of the group."""
+    instance_warmup_seconds: int
+    """Before a new instance's metrics count for scaling."""
+    health_check_grace_seconds: int
+    """Before failed health checks replace a new instance."""
+    deregistration_delay_seconds: int
+    """Requests in flight (artifact uploads) may finish this long on an instance leaving."""
+
+
+@dataclass(frozen=True)
 class MlflowProps:
     prefix: str
     names: Names
@@ -144,6 +166,8 @@ class MlflowProps:
     """MLflow basic auth (docs/auth.md): admin password and Flask secret key in SSM."""
     auth_secrets_version: int = 1
     """Bump to generate new auth secrets (admin password and Flask secret key) in SSM."""
+    scaling: ScalingProps = field(kw_only=True)
+    """Target tracking, warmup, health-check grace and deregistration delay."""
 
 
 class Mlflow(Construct):
@@ -258,7 +282,8 @@ class Mlflow(Construct):
             protocol="HTTP",
             target_type="instance",
             vpc_id=p.vpc_id,
-            deregistration_delay="30",
+            # Scale-in and instance refresh wait this long for requests in flight (uploads) to finish.
+            deregistration_delay=str(p.scaling.deregistration_delay_seconds),
             # Through nginx to MLflow itself: fails when MLflow is down.
             health_check=LbTargetGroupHealthCheck(
                 enabled=True, path=HEALTH_PATH, port="traffic-port", protocol="HTTP",
@@ -371,7 +396,7 @@ class Mlflow(Construct):
             vpc_zone_identifier=p.private_subnet_ids,
             target_group_arns=[self.target_group.arn],
             health_check_type="ELB",
-            health_check_grace_period=600,
+            health_check_grace_period=p.scaling.health_check_grace_seconds,
             launch_template=AutoscalingGroupLaunchTemplate(
                 id=self.launch_template.id, version=f"{self.launch_template.latest_version}",
             ),
@@ -382,7 +407,10 @@ class Mlflow(Construct):
             ),
             enabled_metrics=["GroupDesiredCapacity", "GroupInServiceInstances", "GroupTotalInstances"],
             tag=[AutoscalingGroupTag(key="Name", value=f"{p.prefix}-mlflow", propagate_at_launch=True)],
+            # desired_capacity is the initial size; then target tracking owns it (min/max bound it).
+            lifecycle={"ignore_changes": ["desired_capacity"]},
         )
+        self._demand_scaling(p)
 
         # Typed outputs.
         self.alb_dns_name: str = self.alb.dns_name
@@ -395,6 +423,33 @@ class Mlflow(Construct):
         self.artifact_bucket_arn: str = artifacts.arn
         self.alb_logs_bucket: str = alb_logs.bucket
         self.tracking_url: str = self.edge.tracking_url
+
+    def _demand_scaling(self, p: MlflowProps) -> None:
+        """Target tracking on requests per instance and on CPU: the group scales out when either is above
+        its target and in when both are below. create_before_destroy: an adopted group's step policies are
+        replaced by these (modules/adoption.py) with no moment without a policy."""
+        listeners = [c for c in self.edge.node.find_all() if isinstance(c, LbListener)]
+        for key, metric, label, target in (
+            ("requests", "ALBRequestCountPerTarget", f"{self.alb.arn_suffix}/{self.target_group.arn_suffix}",
+             p.scaling.requests_per_target),
+            ("cpu", "ASGAverageCPUUtilization", None, p.scaling.cpu_percent),
+        ):
+            AutoscalingPolicy(
+                self, f"aws_autoscaling_policy.{key}",
+                name=f"{p.prefix}-{key}-target",
+                autoscaling_group_name=self.asg.name,
+                policy_type="TargetTrackingScaling",
+                estimated_instance_warmup=p.scaling.instance_warmup_seconds,
+                target_tracking_configuration=AutoscalingPolicyTargetTrackingConfiguration(
+                    predefined_metric_specification=(
+                        AutoscalingPolicyTargetTrackingConfigurationPredefinedMetricSpecification(
+                            predefined_metric_type=metric, resource_label=label)),
+                    target_value=target,
+                ),
+                # The request metric needs the target group behind a listener of the load balancer.
+                depends_on=listeners if label else None,
+                lifecycle={"create_before_destroy": True},
+            )
 
     def _waf(self, p: MlflowProps) -> None:
         """AWS managed rules in front of MLflow. The common rule set's 8 KB body

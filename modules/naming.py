@@ -74,6 +74,10 @@ class Names:
     replication_group_id: str
     asg: str
     launch_template: Ident
+    dashboards: dict[str, str]
+    """CloudWatch dashboards: mlflow (metrics), logs (saved queries). A new name replaces one."""
+    redis_slow_log_group: str
+    """Log group of the Redis slow log (a new name replaces it)."""
     alb_logs_bucket_template: str = field(repr=False)
     """With ``{hex}`` for the random suffix."""
 
@@ -120,6 +124,8 @@ def _standard(name: str, environment: str, db_family: str) -> Names:
         replication_group_id=f"{p}-redis",
         asg=f"{p}-mlflow",
         launch_template=Ident(name=f"{p}-mlflow"),
+        dashboards={"mlflow": p, "logs": f"{p}-logs"},
+        redis_slow_log_group=f"/{name}/{environment}/redis-slow-log",
         alb_logs_bucket_template=f"{p}-alb-logs-{{hex}}",
     )
 
@@ -162,6 +168,8 @@ def _hcl(name: str, environment: str, db_family: str) -> Names:
         replication_group_id=f"{p}-cache",
         asg=f"{p}-asg",
         launch_template=Ident(name_prefix=f"{p}-lt"),
+        dashboards={"mlflow": f"{p}-main-dashboard", "logs": f"{p}-dashboard"},
+        redis_slow_log_group=f"/aws/elasticache/{p}-slow-log",
         alb_logs_bucket_template=f"{p}-artifacts-{{hex}}-alb-logs",
     )
 

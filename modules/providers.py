@@ -11,30 +11,38 @@ AWS_PROVIDER_VERSION = "5.100.0"
 
 # Every service the stack calls, by the provider's endpoint names.
 EMULATED_SERVICES = (
-    "acm", "autoscaling", "cloudwatch", "ec2", "elasticache", "elbv2", "iam", "kms", "logs",
+    "acm", "autoscaling", "chatbot", "cloudwatch", "ec2", "elasticache", "elbv2", "iam", "kms", "logs",
     "rds", "route53", "s3", "secretsmanager", "sns", "ssm", "sts",
 )
 
 
 def configure_providers(scope: Construct, settings: Settings) -> None:
     """hashicorp/aws (with the settings' tags as default_tags) and hashicorp/random."""
-    common = dict(region=settings.region, default_tags=[AwsProviderDefaultTags(tags=settings.all_tags)])
+    _aws(scope, "aws", settings, settings.region)
+    RandomProvider(scope, "random")
+
+
+def chatbot_provider(scope: Construct, settings: Settings, region: str) -> AwsProvider:
+    """hashicorp/aws aliased "chatbot" in a region of the AWS Chatbot API (it exists in four only)."""
+    return _aws(scope, "aws_chatbot", settings, region, alias="chatbot")
+
+
+def _aws(scope: Construct, id: str, settings: Settings, region: str, alias: str | None = None) -> AwsProvider:
+    common = dict(region=region, alias=alias, default_tags=[AwsProviderDefaultTags(tags=settings.all_tags)])
     emu = settings.emulator
     if emu is None:
-        AwsProvider(scope, "aws", **common)
-    else:
-        AwsProvider(
-            scope, "aws",
-            **common,
-            access_key="emulator",
-            secret_key="emulator",
-            max_retries=emu.max_retries,
-            skip_credentials_validation=True,
-            skip_metadata_api_check="true",
-            skip_region_validation=True,
-            # false: group-referencing security group rules need the account id.
-            skip_requesting_account_id=False,
-            s3_use_path_style=True,
-            endpoints=[AwsProviderEndpoints(**{s: emu.endpoint for s in EMULATED_SERVICES})],
-        )
-    RandomProvider(scope, "random")
+        return AwsProvider(scope, id, **common)
+    return AwsProvider(
+        scope, id,
+        **common,
+        access_key="emulator",
+        secret_key="emulator",
+        max_retries=emu.max_retries,
+        skip_credentials_validation=True,
+        skip_metadata_api_check="true",
+        skip_region_validation=True,
+        # false: group-referencing security group rules need the account id.
+        skip_requesting_account_id=False,
+        s3_use_path_style=True,
+        endpoints=[AwsProviderEndpoints(**{s: emu.endpoint for s in EMULATED_SERVICES})],
+    )

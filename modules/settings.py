@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from .db_limits import default_max_connections
 from .naming import Names, names_for
 
 # CloudWatch Logs accepts only these retention periods (days; 0 = never expire
@@ -85,6 +86,45 @@ class S3BackendSettings(_Strict):
     """KMS key ARN for the state object; default: the bucket's encryption (state is always encrypted)."""
 
 
+_UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+class ChatAlertsSettings(_Strict):
+    """The alerts topic in a Slack or Microsoft Teams channel, through AWS Chatbot (docs/observability.md).
+
+    The workspace (Slack) or team (Teams) must be authorized once in the AWS Chatbot console first."""
+
+    platform: Literal["slack", "teams"]
+    """slack or teams."""
+    channel_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_=+/.,%-]{1,256}$")]
+    """Slack channel id (C0123ABCD), or Teams channel id as Chatbot shows it (19%3a...%40thread.tacv2)."""
+    team_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,255}$")]
+    """Slack workspace id (T0123ABCD) or Teams team id (a UUID)."""
+    tenant_id: Optional[Annotated[str, Field(pattern=_UUID)]] = None
+    """Microsoft 365 tenant id (Teams only)."""
+    region: Literal["us-east-2", "us-west-2", "eu-west-1", "ap-southeast-1"] = "us-east-2"
+    """Region of the AWS Chatbot API (it exists in these four only); the channel hears the topic in any region."""
+
+    @model_validator(mode="after")
+    def _platform_ids(self) -> "ChatAlertsSettings":
+        if self.platform == "slack":
+            if not re.fullmatch(r"[A-Z0-9]{1,255}", self.team_id):
+                raise _FieldError("chat_alerts.team_id", self.team_id, "a Slack workspace id such as T0123ABCD")
+            if not re.fullmatch(r"[A-Z0-9]{1,255}", self.channel_id):
+                raise _FieldError("chat_alerts.channel_id", self.channel_id, "a Slack channel id such as C0123ABCD")
+            if self.tenant_id is not None:
+                raise _FieldError("chat_alerts.tenant_id", self.tenant_id, "unset for Slack (Teams only)")
+        else:
+            if not re.fullmatch(_UUID, self.team_id):
+                raise _FieldError("chat_alerts.team_id", self.team_id, "a Teams team id (a UUID)")
+            if self.tenant_id is None:
+                raise _FieldError("chat_alerts.tenant_id", None, "the Microsoft 365 tenant id (a UUID) for Teams")
+            if not re.fullmatch(r"[A-Za-z0-9_=+/.,-]*%3[aA][A-Za-z0-9_=+/.,-]*%40[A-Za-z0-9_=+/.,-]*", self.channel_id):
+                raise _FieldError("chat_alerts.channel_id", self.channel_id,
+                                  "a Teams channel id as Chatbot shows it, such as 19%3aabc%40thread.tacv2")
+        return self
+
+
 _ADDRESS = r"^[a-z][a-z0-9_]*\.[a-z_][a-z0-9_-]*(\[[0-9]+\])?$"
 _IMPORT_ID = r"^[A-Za-z0-9_.:/@+=,-]{1,512}$"
 
@@ -138,6 +178,18 @@ class Settings(_Strict):
     """Bump to generate a new admin password and Flask secret key."""
     mlflow_workers: Annotated[int, Field(ge=0, le=32)] = 0
     """MLflow server worker processes; 0 = decided at boot from the CPU count."""
+
+    # --- demand scaling (docs/observability.md) ----------------------------------
+    scaling_requests_per_target: Annotated[int, Field(ge=10, le=100_000)] = 1500
+    """Target tracking: load balancer requests per instance per minute the group keeps (25/s)."""
+    scaling_cpu_percent: Annotated[int, Field(ge=10, le=90)] = 60
+    """Target tracking: average CPU of the group, in percent."""
+    instance_warmup_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+    """Seconds before a new instance's metrics count for scaling (boot to healthy: about 4 minutes)."""
+    health_check_grace_seconds: Annotated[int, Field(ge=60, le=7200)] = 600
+    """Seconds after launch before failed load balancer health checks replace an instance."""
+    deregistration_delay_seconds: Annotated[int, Field(ge=0, le=3600)] = 900
+    """Seconds an instance leaving the load balancer keeps serving requests in flight (artifact uploads)."""
 
     # --- database -----------------------------------------------------------
     db_engine: Literal["mysql", "postgres"] = "mysql"
@@ -207,6 +259,11 @@ class Settings(_Strict):
     """E-mail addresses subscribed to the alerts topic."""
     log_retention_days: int = 30
     """CloudWatch Logs retention; one of the values CloudWatch allows."""
+    db_max_connections_alarm: Optional[Annotated[int, Field(ge=1, le=100_000)]] = None
+    """Database connections above which the alarm fires. Default: 80% of RDS's default max_connections
+    for db_instance_class (modules/db_limits.py); required for a class not in that table."""
+    chat_alerts: Optional[ChatAlertsSettings] = None
+    """Alerts in a Slack or Teams channel through AWS Chatbot; default none."""
 
     artifact_bucket_name: Optional[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")]] = None
     """Name of the artifact bucket; default <name>-<environment>-artifacts-<random suffix>.
@@ -335,8 +392,29 @@ class Settings(_Strict):
                 f"at most {28 - net.prefixlen} for vpc_cidr {self.vpc_cidr} (subnets can be no smaller than /28)",
             )
         self._check_edge()
+        self._check_scaling_and_alarms()
         self._check_subnet_cidrs()
         return self
+
+    def _check_scaling_and_alarms(self) -> None:
+        if self.health_check_grace_seconds < self.instance_warmup_seconds:
+            raise _FieldError(
+                "health_check_grace_seconds", self.health_check_grace_seconds,
+                f"at least instance_warmup_seconds ({self.instance_warmup_seconds}); a shorter grace replaces "
+                "instances that are still booting")
+        if self.db_max_connections_alarm is None and self.db_connections_alarm_threshold is None:
+            raise _FieldError(
+                "db_instance_class", self.db_instance_class,
+                "a class whose memory the stack knows (modules/db_limits.py), or set db_max_connections_alarm "
+                "to the connection count that should alarm")
+
+    @property
+    def db_connections_alarm_threshold(self) -> Optional[int]:
+        """db_max_connections_alarm, else 80% of RDS's default max_connections for the class."""
+        if self.db_max_connections_alarm is not None:
+            return self.db_max_connections_alarm
+        limit = default_max_connections(self.db_engine, self.db_instance_class)
+        return None if limit is None else int(limit * 0.8)
 
     def _check_edge(self) -> None:
         if (self.domain_name is None) != (self.route53_zone_id is None):

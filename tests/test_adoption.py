@@ -1,11 +1,12 @@
 """Adoption of the guide's HCL deployment, import blocks, remote state and environments."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
-from modules.adoption import MOVED, REMOVED, SAME_ADDRESS, listener_moves, moved_blocks
+from modules.adoption import MOVED, REMOVED, REPLACED, SAME_ADDRESS, listener_moves, moved_blocks
 from modules.settings import SettingsError
 from tests.support import HCL_ADOPTION, ROOT, SECOND_CONFIG, run_main, settings_for, synth_json
 
@@ -77,6 +78,62 @@ def test_removed_blocks_never_destroy(adopting):
     assert {b["from"] for b in adopting["removed"]} == set(REMOVED)
     assert all(b["lifecycle"] == {"destroy": False} for b in adopting["removed"])
     assert all("[" not in b["from"] for b in adopting["removed"])
+
+
+# The HCL deployment's monitoring and scaling (issue: moved, or replaced create-before-destroy; never forgotten).
+HCL_MONITORING = (
+    "module.mlflow.aws_autoscaling_policy.scale_up", "module.mlflow.aws_autoscaling_policy.scale_down",
+    "module.mlflow.aws_cloudwatch_metric_alarm.cpu_high", "module.mlflow.aws_cloudwatch_metric_alarm.cpu_low",
+    "module.mlflow.aws_cloudwatch_dashboard.mlflow", "module.monitoring.aws_cloudwatch_dashboard.mlflow_main",
+    "module.monitoring.aws_cloudwatch_query_definition.error_analysis",
+    "module.monitoring.aws_cloudwatch_query_definition.performance_analysis",
+    "module.monitoring.aws_cloudwatch_metric_alarm.asg_memory_high",
+    "module.monitoring.aws_cloudwatch_metric_alarm.rds_connections",
+    "module.database.aws_cloudwatch_log_group.elasticache_slow[0]",
+)
+NAME_ATTRIBUTE = {"aws_autoscaling_policy": "name", "aws_cloudwatch_metric_alarm": "alarm_name",
+                  "aws_cloudwatch_dashboard": "dashboard_name", "aws_cloudwatch_log_group": "name"}
+
+
+def deployed_hcl_resources() -> dict[str, dict]:
+    for path in (ROOT.parent / "shared" / "spec" / "hcl-deployment-state.json",
+                 ROOT / "tests" / "spec" / "hcl-deployment-state.json"):
+        if path.exists():
+            return {r["address"]: r["attributes"] for r in json.loads(path.read_text())["resources"]}
+    pytest.skip("hcl-deployment-state.json is neither in shared/spec nor in tests/spec")
+
+
+def test_hcl_monitoring_and_scaling_are_moved_not_forgotten():
+    for address in HCL_MONITORING:
+        assert address in MOVED and address.removesuffix("[0]") not in REMOVED, address
+
+
+def test_replaced_ones_are_built_before_the_deployed_ones_go(adopting):
+    deployed = deployed_hcl_resources()
+    targets = {dst: src for src, dst in MOVED.items()}
+    assert set(REPLACED) <= set(targets)
+    for ours, why in REPLACED.items():
+        rtype, name = ours.split(".")
+        ours_config = adopting["resource"][rtype][name]
+        assert ours_config["lifecycle"]["create_before_destroy"] is True, ours
+        # a name of its own: both exist between the create and the destroy
+        attribute = NAME_ATTRIBUTE[rtype]
+        assert ours_config[attribute] != deployed[targets[ours]][attribute], ours
+        assert why
+
+
+def test_moved_in_place_ones_keep_their_deployed_names(adopting):
+    deployed = deployed_hcl_resources()
+    for src, dst in MOVED.items():
+        rtype, name = dst.split(".")
+        if rtype not in NAME_ATTRIBUTE or dst in REPLACED or src not in deployed:
+            continue
+        attribute = NAME_ATTRIBUTE[rtype]
+        assert adopting["resource"][rtype][name][attribute] == deployed[src][attribute], (src, dst)
+
+
+def test_every_removed_block_keeps_its_reason():
+    assert all(isinstance(why, str) and len(why) > 20 for why in REMOVED.values())
 
 
 def test_no_adoption_blocks_by_default():

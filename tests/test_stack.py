@@ -71,7 +71,7 @@ def test_guide_row_is_at_its_exact_address(default, second, module, address, how
 @pytest.mark.parametrize("rtype,names", [
     ("aws_route_table", {"public", "private", "database"}),
     ("aws_vpc_endpoint", {"s3", "ec2"}),
-    ("aws_cloudwatch_log_group", {"mlflow", "nginx", "system", "vpc_flow_logs"}),
+    ("aws_cloudwatch_log_group", {"mlflow", "nginx", "system", "vpc_flow_logs", "redis_slow_log"}),
     ("aws_ssm_parameter", {"db_host", "db_port", "db_name", "db_username", "db_password",
                            "cache_endpoint", "cache_port", "artifact_bucket", "allowed_hosts",
                            "mlflow_admin_password", "mlflow_flask_secret_key"}),

@@ -637,3 +637,6 @@ def igw_tag_race() -> None:
     TagBackend.__init__ = __init__
     TagBackend.describe_tags = describe_tags
     TagResponse.create_tags = create_tags
+
+
+from tests.emulator import moto_chatbot, moto_observability  # noqa: E402,F401  (issue 13: register their extensions)
