@@ -338,6 +338,7 @@ class Mlflow(Construct):
         self.bootstrap = build_bundle(BootstrapInputs(
             region=p.region,
             ssm_prefix=p.ssm_prefix,
+            ssm_names=dict(p.names.ssm),
             log_group_mlflow=p.log_group_names["mlflow"],
             log_group_nginx=p.log_group_names["nginx"],
             log_group_system=p.log_group_names["system"],

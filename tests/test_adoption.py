@@ -185,3 +185,74 @@ def test_two_files_for_one_environment_are_refused(tmp_path):
     proc = run_main(tmp_path, {"a.toml": 'environment = "prod"\n', "b.toml": 'environment = "prod"\n'})
     assert proc.returncode == 2 and "mlflow-prod" in proc.stderr
     assert not (tmp_path / "cdktf.out").exists()
+
+
+# --- the HCL deployment's identity (hcl-deployment-identity.tsv), row by row ------------------
+
+def identity_rows() -> list[tuple[str, str, str]]:
+    for path in (ROOT.parent / "shared" / "spec" / "hcl-deployment-identity.tsv",
+                 ROOT / "tests" / "spec" / "hcl-deployment-identity.tsv"):
+        if path.exists():
+            lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
+            return [tuple(ln.split("\t")) for ln in lines[1:]]  # type: ignore[misc]
+    pytest.skip("hcl-deployment-identity.tsv is neither in shared/spec nor in tests/spec")
+
+
+def our_instance(stack: dict, hcl_address: str) -> tuple[dict, int | None]:
+    """Our configuration of the resource an HCL address moves to, and its instance index."""
+    key = re.sub(r"\[(\d+)\]$", "[*]", hcl_address)
+    index = int(m.group(1)) if (m := re.search(r"\[(\d+)\]$", hcl_address)) else None
+    target = {**MOVED, **listener_moves(False)}.get(key) or MOVED.get(hcl_address)
+    assert target, f"{hcl_address} is not moved"
+    rtype, name = re.sub(r"\[.*\]$", "", target).split(".")
+    return stack["resource"][rtype][name], (index if key.endswith("[*]") else None)
+
+
+def resolve(stack: dict, value: object) -> object:
+    """Follow a reference to another resource's name (``${aws_x.y.name}``, a bucket's ``.id``)."""
+    while isinstance(value, str) and (m := re.fullmatch(r"\$\{(\w+)\.(\w+)\.(name|id|bucket)\}", value)):
+        target = stack["resource"][m.group(1)][m.group(2)]
+        value = target.get("name", target.get("bucket"))
+    return value
+
+
+def test_every_identity_attribute_of_the_hcl_deployment_is_kept(adopting):
+    """Each row is an attribute that forces replacement; our hcl-named config must reproduce it."""
+    p = "mlflow-dev"
+    checked = 0
+    for hcl_address, attribute, value in identity_rows():
+        config, index = our_instance(adopting, hcl_address)
+        ours = config.get(attribute)
+        if index is not None and isinstance(ours, str) and ours.startswith("${element("):
+            ours = json.loads(ours.removeprefix("${element(").rsplit(",", 1)[0])[index]
+        expected = value.replace("{p}", p).replace("<random_id.bucket_suffix hex>", "${random_id.bucket_suffix.hex}")
+        if value.startswith("name_prefix "):
+            assert config.get("name_prefix") == expected.removeprefix("name_prefix "), (hcl_address, attribute)
+            assert "name" not in config, hcl_address
+        elif value == "(empty: not set)":
+            assert ours in (None, ""), (hcl_address, attribute, ours)
+        elif value.startswith("("):
+            continue  # follows another resource (a subnet, the role, the policy above): checked there
+        else:
+            assert resolve(adopting, ours) == expected, (hcl_address, attribute, ours, expected)
+        checked += 1
+    assert checked >= 40
+
+
+def test_adopted_instances_read_the_parameters_where_the_hcl_wrote_them(adopting):
+    import base64
+    import io
+    import tarfile
+
+    bundle = adopting["resource"]["aws_s3_object"]["bootstrap_bundle"]["content_base64"]
+    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(bundle))) as tar:
+        env = tar.extractfile("files/opt/mlflow/launcher.env").read().decode()
+    names = dict(line.split("=", 1) for line in env.splitlines() if line.startswith("MLFLOW_LAUNCH_SSM_"))
+    params = {r["name"] for r in adopting["resource"]["aws_ssm_parameter"].values()}
+    for row_address, attribute, value in identity_rows():
+        if row_address.startswith("module.database.aws_ssm_parameter."):
+            assert value.replace("{p}", "mlflow-dev") in names.values(), value
+    assert set(names.values()) <= params, "the launcher reads a parameter the stack does not write"
+    ssm_policy = json.loads(adopting["resource"]["aws_iam_policy"]["mlflow_ssm_policy"]["policy"])
+    resources = ssm_policy["Statement"][0]["Resource"]
+    assert any(r.endswith(":parameter/mlflow-dev/*") for r in resources), resources
