@@ -1,14 +1,19 @@
 # Two commands on a fresh machine:
 #   make synth   set up Python + Node, synthesize every stack into cdktf.out/
 #   make test    set up everything the tests need, then run all test tiers
+#                (installs missing Debian packages as root; SYSTEM_PACKAGES=no skips that: README)
 #   make lock    rewrite the instances' hash locks (MLFLOW_VERSIONS="3.17.2 ..."; default: every locked version)
 SHELL := /bin/bash
 export PIPENV_VENV_IN_PROJECT := 1
 export PIPENV_NOSPIN := 1
 export PIPENV_YES := 1
+# No update checks from Terraform or the cdktf CLI (HashiCorp's checkpoint service).
+export CHECKPOINT_DISABLE := 1
+# Parallel test workers: emulator, runtime and Terraform tests mostly wait on I/O.
+TEST_WORKERS ?= 4
 PIPENV ?= $(shell command -v pipenv 2>/dev/null || echo "python3 -m pipenv")
 
-.PHONY: setup synth test test-unit diagram policy-scan bench clean
+.PHONY: setup synth test test-unit runtime-deps diagram policy-scan bench clean
 
 .venv/.synced: Pipfile.lock
 	python3 -m pipenv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check 'pipenv==2026.10.3'
@@ -29,18 +34,20 @@ setup: .venv/.synced node_modules/.installed
 
 synth: setup
 	python3 -m pipenv run python main.py
-	@for f in cdktf.out/stacks/*/cdk.tf.json; do echo "synthesized $$f"; done
 
-# Debian packages for the runtime tier (nginx, PostgreSQL, MariaDB, shellcheck).
-.runtime-deps:
-	bash .ci/install-runtime-deps
-	touch $@
+# Debian packages for the runtime tier (nginx, PostgreSQL, MariaDB, shellcheck): only the
+# missing ones, never upgrading what is installed. SYSTEM_PACKAGES=no leaves the system alone
+# (the runtime tier then skips where its tools are missing).
+SYSTEM_PACKAGES ?= yes
+runtime-deps:
+	@if [ "$(SYSTEM_PACKAGES)" = yes ]; then bash .ci/install-runtime-deps; \
+	else echo "SYSTEM_PACKAGES=no: Debian packages left as they are"; fi
 
-test: setup .runtime-deps .venv-checkov/.installed
-	python3 -m pipenv run python -m pytest
+test: setup runtime-deps .venv-checkov/.installed
+	python3 -m pipenv run python -m pytest -n $(TEST_WORKERS) --durations=15
 
 test-unit: setup
-	python3 -m pipenv run python -m pytest -m "not terraform and not emulator and not runtime"
+	python3 -m pipenv run python -m pytest -n $(TEST_WORKERS) -m "not terraform and not emulator and not runtime and not policy"
 
 diagram: setup
 	python3 -m pipenv run python tools/diagram.py
@@ -58,4 +65,4 @@ bench: setup
 	python3 -m pipenv run python bench/synth_bench.py
 
 clean:
-	rm -rf cdktf.out .venv .venv-checkov node_modules .runtime-deps
+	rm -rf cdktf.out .venv .venv-checkov node_modules

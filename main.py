@@ -12,27 +12,35 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import modules  # noqa: F401  (selects Node 22 and the lazy provider import first)
-from cdktf import Annotations, App, S3Backend, TerraformOutput
-from constructs import Construct
-
-from modules.adoption import moved_blocks, removed_blocks
-from modules.alerting import Alerting, AlertingProps, ChatProps
-from modules.base import AddressedStack, address_of
-from modules.bootstrap import Bootstrap, BootstrapProps
-from modules.database import Database, DatabaseProps
-from modules.mlflow import Mlflow, MlflowProps, ScalingProps
-from modules.networking import Networking, NetworkingProps
-from modules.observability import Observability, ObservabilityProps
-from modules.providers import chatbot_provider, configure_providers
-from modules.security import Security, SecurityProps
-from modules.settings import Settings, SettingsError, load_settings
+from modules.settings import Settings, SettingsError, load_all, settings_sources
 
 SETTINGS_DIR = Path(os.environ.get("MLFLOW_SETTINGS_DIR", Path(__file__).resolve().parent / "settings"))
+
+if __name__ == "__main__":
+    # Settings first: a bad value is one line on stderr, before cdktf starts Node.
+    try:
+        ALL_SETTINGS = load_all(settings_sources(SETTINGS_DIR))
+    except SettingsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+from cdktf import Annotations, App, LocalBackend, S3Backend, TerraformOutput  # noqa: E402
+from constructs import Construct  # noqa: E402
+
+from modules.adoption import moved_blocks, removed_blocks  # noqa: E402
+from modules.alerting import Alerting, AlertingProps, ChatProps  # noqa: E402
+from modules.base import AddressedStack, address_of  # noqa: E402
+from modules.bootstrap import Bootstrap, BootstrapProps  # noqa: E402
+from modules.database import Database, DatabaseProps  # noqa: E402
+from modules.mlflow import Mlflow, MlflowProps, ScalingProps  # noqa: E402
+from modules.networking import Networking, NetworkingProps  # noqa: E402
+from modules.observability import Observability, ObservabilityProps  # noqa: E402
+from modules.providers import chatbot_provider, configure_providers  # noqa: E402
+from modules.security import Security, SecurityProps  # noqa: E402
 
 
 class MlflowStack(AddressedStack):
@@ -143,10 +151,13 @@ class MlflowStack(AddressedStack):
                 "route53_zone_id (or certificate_arn) to serve HTTPS.")
 
         self._state_and_adoption(s)
-        self.settings = s
 
     def _state_and_adoption(self, s: Settings) -> None:
-        if s.backend is not None:
+        if s.backend is None:
+            # Relative to the stack's folder (cdktf.out/stacks/<stack>): the project root, as
+            # cdktf's default, but without the absolute path of wherever the project was cloned.
+            LocalBackend(self, path=f"../../../terraform.{s.stack_name}.tfstate")
+        else:
             b = s.backend
             S3Backend(self, bucket=b.bucket, key=b.key, region=b.region, encrypt=True, kms_key_id=b.kms_key_id)
             self.add_override("terraform.backend.s3.use_lockfile", True)  # cdktf 0.21 lacks the field
@@ -175,45 +186,25 @@ def port_forward_command(s: Settings, app: Mlflow) -> str:
             f"--document-name AWS-StartPortForwardingSessionToRemoteHost --parameters '{parameters}'")
 
 
-def settings_sources() -> list[Path | None]:
-    """MLFLOW_SETTINGS if set, else every settings/*.toml, else the built-in defaults."""
-    chosen = os.environ.get("MLFLOW_SETTINGS")
-    if chosen:
-        return [Path(chosen)]
-    files = sorted(SETTINGS_DIR.glob("*.toml"))
-    return list(files) or [None]
-
-
-def load_all(sources: list[Path | None]) -> list[Settings]:
-    """Validate every source before any construct is built."""
-    loaded = [load_settings(src) for src in sources]
-    names = [s.stack_name for s in loaded]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise SettingsError(
-            f"Two settings files give the same name and environment ({', '.join(dupes)}); "
-            "each environment needs its own stack name."
-        )
-    return loaded
-
-
-def build_app(all_settings: list[Settings], outdir: str | None = None) -> App:
-    app = App(outdir=outdir) if outdir else App()
+def build_app(all_settings: list[Settings]) -> App:
+    app = App()  # outdir: CDKTF_OUTDIR, else cdktf.out
     for s in all_settings:
         MlflowStack(app, s)
     return app
 
 
-def main() -> int:
+def main(all_settings: list[Settings]) -> int:
     outdir = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
-    existed = outdir.exists()
     try:
-        build_app(load_all(settings_sources())).synth()
-    except SettingsError as e:
-        if not existed:  # App() creates the folder; leave nothing behind
-            shutil.rmtree(outdir, ignore_errors=True)
+        build_app(all_settings).synth()
+    except SettingsError as e:  # found while building (imports naming a missing address)
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for s in all_settings:
+        print(f"synthesized {outdir / 'stacks' / s.stack_name / 'cdk.tf.json'} from {s.source}")
+    if not os.environ.get("MLFLOW_SETTINGS") and all(s.source != "the built-in defaults" for s in all_settings):
+        print(f"note: {SETTINGS_DIR} has settings files, so only their stacks are synthesized "
+              "(the built-in default stack is made only when that folder has no .toml file)")
     print_warnings(outdir / "manifest.json")
     return 0
 
@@ -227,4 +218,4 @@ def print_warnings(manifest: Path) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(ALL_SETTINGS))

@@ -61,7 +61,6 @@ class Edge(Construct):
                 self, "aws_acm_certificate.mlflow",
                 domain_name=p.domain_name,
                 validation_method="DNS",
-                key_algorithm="EC_prime256v1",
                 lifecycle={"create_before_destroy": True},
                 tags={"Name": f"{p.prefix}-mlflow"},
             )

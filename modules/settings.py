@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -19,12 +20,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from .db_limits import default_max_connections
+from .mlflow_instance.locking import locked_versions
 from .naming import Names, names_for
 
 # CloudWatch Logs accepts only these retention periods (days; 0 = never expire
@@ -61,7 +64,7 @@ class SettingsError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True)
 
 
 class EmulatorSettings(_Strict):
@@ -184,10 +187,10 @@ class Settings(_Strict):
     """Target tracking: load balancer requests per instance per minute the group keeps (25/s)."""
     scaling_cpu_percent: Annotated[int, Field(ge=10, le=90)] = 60
     """Target tracking: average CPU of the group, in percent."""
-    instance_warmup_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
-    """Seconds before a new instance's metrics count for scaling (boot to healthy: about 4 minutes)."""
+    instance_warmup_seconds: Annotated[int, Field(ge=0, le=3600)] = 180
+    """Seconds before a new instance's metrics count for scaling (launch to healthy: about 150 s)."""
     health_check_grace_seconds: Annotated[int, Field(ge=60, le=7200)] = 600
-    """Seconds after launch before failed load balancer health checks replace an instance."""
+    """Seconds after launch before failed load balancer health checks replace an instance (4x the boot)."""
     deregistration_delay_seconds: Annotated[int, Field(ge=0, le=3600)] = 900
     """Seconds an instance leaving the load balancer keeps serving requests in flight (artifact uploads)."""
 
@@ -240,7 +243,7 @@ class Settings(_Strict):
     domain_name: Optional[Annotated[str, Field(max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")]] = None
     """DNS name of MLflow (e.g. mlflow.example.com). With route53_zone_id the stack creates an ACM
     certificate validated by DNS, an alias A record for the load balancer, and HTTPS."""
-    route53_zone_id: Optional[Annotated[str, Field(pattern=r"^Z[A-Z0-9]{1,32}$")]] = None
+    route53_zone_id: Optional[Annotated[str, Field(pattern=r"^[A-Z0-9]{1,32}$")]] = None
     """Route 53 hosted zone of domain_name (it gets the validation and alias records)."""
     certificate_arn: Optional[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$")]] = None
     """ACM certificate for the HTTPS listener; with it, HTTP redirects to HTTPS."""
@@ -297,6 +300,14 @@ class Settings(_Strict):
                 raise ValueError(f"tag key {k!r} must be 1-128 letters, digits, spaces or _.:/=+-@ and not start with aws:")
             if not re.fullmatch(r"[\w .:/=+@-]{0,256}", val):
                 raise ValueError(f"tag value {val!r} (key {k!r}) must be 0-256 letters, digits, spaces or _.:/=+-@")
+        return v
+
+    @field_validator("db_engine_version", mode="before")
+    @classmethod
+    def _version_number(cls, v: object) -> object:
+        """TOML has numbers: db_engine_version = 16 or 8.0 means the version "16" or "8.0"."""
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return str(v)
         return v
 
     @field_validator("vpc_cidr")
@@ -360,7 +371,14 @@ class Settings(_Strict):
         if len(self.prefix) > 24:
             raise _FieldError(
                 "name/environment", self.prefix,
-                "name and environment together at most 23 characters (load balancer names are limited to 32)",
+                "<name>-<environment> at most 24 characters (it prefixes names AWS limits, such as the load "
+                "balancer's and the Redis members')",
+            )
+        if self.naming == "hcl" and len(self.prefix) > 22:
+            raise _FieldError(
+                "name/environment", self.prefix,
+                '<name>-<environment> at most 22 characters with naming = "hcl" (IAM allows 38 for the name '
+                "prefix <name>-<environment>-mlflow-instance)",
             )
         if self.db_engine_version is not None and _major_version(self.db_engine, self.db_engine_version) is None:
             raise _FieldError(
@@ -394,6 +412,13 @@ class Settings(_Strict):
         self._check_edge()
         self._check_scaling_and_alarms()
         self._check_subnet_cidrs()
+        locked = locked_versions()
+        if self.mlflow_version not in locked:
+            raise _FieldError(
+                "mlflow_version", self.mlflow_version,
+                f"a release with a hash lock in modules/mlflow_instance/locks ({', '.join(locked)}); for another, "
+                f"run `make lock MLFLOW_VERSIONS={self.mlflow_version}` and commit the new lock file",
+            )
         return self
 
     def _check_scaling_and_alarms(self) -> None:
@@ -465,6 +490,13 @@ class Settings(_Strict):
                     raise _FieldError(f"{tier}_subnet_cidrs", c,
                                       f"CIDRs that overlap no other subnet (it overlaps a {clash} subnet)")
                 seen.append((tier, net))
+
+    _source: str = PrivateAttr(default="the built-in defaults")
+
+    @property
+    def source(self) -> str:
+        """Where these settings were read: a file's path, or the built-in defaults."""
+        return self._source
 
     # --- derived values (one place) -----------------------------------------
     @property
@@ -583,6 +615,34 @@ def _ipv4_network(v: str) -> ipaddress.IPv4Network:
     return net
 
 
+# What each pattern-checked setting allows, in words (never a raw regular expression).
+PATTERN_HELP: dict[str, str] = {
+    "name": "2 to 20 lowercase letters, digits and hyphens, starting with a letter, not ending with a hyphen",
+    "environment": "2 to 20 lowercase letters, digits and hyphens, starting with a letter, not ending with a hyphen",
+    "region": "an AWS region name such as us-east-1 or eu-west-2",
+    "availability_zones": "AZ names such as us-east-1a",
+    "instance_type": "an EC2 instance type such as t3.medium or m7g.large",
+    "mlflow_version": "a release number such as 3.17.2",
+    "db_instance_class": "an RDS class such as db.t3.small",
+    "redis_node_type": "an ElastiCache node type such as cache.t3.micro",
+    "certificate_arn": "an ACM certificate ARN such as "
+                       "arn:aws:acm:us-east-1:123456789012:certificate/0f0e0d0c-1111-2222-3333-444455556666",
+    "ssh_public_key": "one OpenSSH public key line (ssh-ed25519, ssh-rsa or ecdsa-sha2-nistp256/384/521, then the "
+                      "base64 key, then an optional comment)",
+    "alert_emails": "e-mail addresses such as ops@example.com",
+    "artifact_bucket_name": "an S3 bucket name: 3 to 63 lowercase letters, digits and hyphens",
+    "domain_name": "a lowercase DNS name such as mlflow.example.com",
+    "route53_zone_id": "a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ",
+    "bucket": "an existing S3 bucket name (lowercase letters, digits, dots and hyphens)",
+    "key": "an S3 object key of letters, digits and !_.*'()/-",
+    "kms_key_id": "a KMS key or alias ARN such as "
+                  "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "endpoint": "http://127.0.0.1:PORT or http://localhost:PORT (tests only)",
+    "imports": "our address (aws_type.name, optionally [index]) mapped to an AWS id of letters, digits and "
+               "_.:/@+=,-",
+}
+
+
 def _one_paragraph(source: str, err: ValidationError) -> str:
     parts = []
     for e in err.errors(include_url=False):
@@ -595,9 +655,37 @@ def _one_paragraph(source: str, err: ValidationError) -> str:
         if e["type"] == "extra_forbidden":
             allowed = "one of " + ", ".join(Settings.model_fields) if len(e["loc"]) == 1 else "see README"
             parts.append(f"{loc}: unknown setting; allowed: {allowed}.")
+        elif e["type"] == "string_pattern_mismatch":
+            field = next((str(x) for x in reversed(e["loc"]) if isinstance(x, str) and x in PATTERN_HELP), None)
+            allowed = PATTERN_HELP.get(field, "see the settings table in README")
+            parts.append(f"{loc}: {e['input']!r} is not allowed; allowed: {allowed}.")
         else:
             parts.append(f"{loc}: {e['input']!r} is not allowed; {msg}.")
     return " ".join(f"Invalid settings in {source}: {' '.join(parts)}".split())
+
+
+def settings_sources(settings_dir: Path) -> list[Optional[Path]]:
+    """MLFLOW_SETTINGS if set, else every <settings_dir>/*.toml, else the built-in defaults (None)."""
+    chosen = os.environ.get("MLFLOW_SETTINGS")
+    if chosen:
+        return [Path(chosen)]
+    files = sorted(settings_dir.glob("*.toml"))
+    return list(files) or [None]
+
+
+def load_all(sources: list[Optional[Path]]) -> list[Settings]:
+    """Validate every source before any construct is built; one stack name per source."""
+    loaded = [load_settings(src) for src in sources]
+    by_stack: dict[str, list[str]] = {}
+    for s in loaded:
+        by_stack.setdefault(s.stack_name, []).append(s.source)
+    clashes = [f"{name} from {' and '.join(srcs)}" for name, srcs in sorted(by_stack.items()) if len(srcs) > 1]
+    if clashes:
+        raise SettingsError(
+            f"Two settings files give the same name and environment ({'; '.join(clashes)}); each environment "
+            "needs its own stack name: change environment (or name) in one of them."
+        )
+    return loaded
 
 
 def load_settings(path: Optional[Path] = None, **overrides: object) -> Settings:
@@ -614,10 +702,19 @@ def load_settings(path: Optional[Path] = None, **overrides: object) -> Settings:
                 data = tomllib.load(f)
         except FileNotFoundError:
             raise SettingsError(f"Settings file {path} does not exist.") from None
+        except IsADirectoryError:
+            raise SettingsError(f"Settings file {path} is a directory; give a .toml file.") from None
+        except OSError as e:
+            raise SettingsError(f"Settings file {path} cannot be read ({e.strerror or e}).") from None
+        except UnicodeDecodeError as e:
+            raise SettingsError(f"Settings file {path} is not UTF-8 text (byte {e.start}); TOML files are UTF-8.") \
+                from None
         except tomllib.TOMLDecodeError as e:
             raise SettingsError(f"Settings file {path} is not valid TOML: {e}.") from None
     data.update(overrides)
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as e:
         raise SettingsError(_one_paragraph(source, e)) from None
+    settings._source = source
+    return settings

@@ -5,12 +5,7 @@
 - runtime:   the real MLflow server behind nginx on 127.0.0.1 (tests/runtime)
 - policy:    checkov on the synthesized JSON, with the checked-in skip file
 """
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 @pytest.fixture(scope="session")
@@ -27,11 +22,26 @@ def second() -> dict:
     return synth_json(settings_for(**SECOND_CONFIG))
 
 
-def pytest_configure(config):
-    for marker, text in {
-        "terraform": "runs the real terraform CLI on synthesized JSON",
-        "emulator": "deploys to an AWS emulator (moto) on loopback",
-        "runtime": "runs MLflow, nginx and databases on loopback",
-        "policy": "runs the checkov policy scanner on synthesized JSON",
-    }.items():
-        config.addinivalue_line("markers", f"{marker}: {text}")
+# Measurements of the emulator tier's tests, recorded as a user property (which pytest-xdist
+# carries from the workers to the controller) and printed at the end of the run. Here, not in
+# tests/emulator/conftest.py, because the xdist controller loads only this conftest.
+_RESULTS: list[dict] = []
+EMULATOR_RESULT = "emulator_result"
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        _RESULTS.extend(value for name, value in report.user_properties if name == EMULATOR_RESULT)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _RESULTS:
+        return
+    tr = terminalreporter
+    tr.section("emulator tier measurements")
+    for r in _RESULTS:
+        phases = ", ".join(f"{k} {v:.1f}s" for k, v in r["phases"].items())
+        tr.write_line(
+            f"{r['config']}: {r['resources']} resources; {phases}; total {r['total']:.1f}s; "
+            f"peak RSS moto {r['moto_rss_mb']:.0f} MiB, terraform+provider {r['terraform_rss_mb']:.0f} MiB"
+        )

@@ -21,7 +21,8 @@ STACKS = ("mlflow-dev", "mlflow-second")
 
 # Runs main.py's synth, then reports how many names the provider package holds.
 PROBE = (
-    "import sys; sys.path.insert(0, {root!r}); import main; rc = main.main(); "
+    "import sys; sys.path.insert(0, {root!r}); import main; "
+    "rc = main.main(main.load_all(main.settings_sources(main.SETTINGS_DIR))); "
     "import cdktf_cdktf_provider_aws as p; print(len(p.__dict__)); sys.exit(rc)"
 )
 

@@ -21,8 +21,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from tests.support import PLUGIN_MIRROR  # noqa: E402
 
@@ -36,38 +34,6 @@ MOTO_ENV = {
     "MOTO_ENABLE_AMI_VALIDATION": "true",
     "MOTO_ENABLE_KEYPAIR_VALIDATION": "true",
 }
-
-# Measurements of this session's emulator tests. Tests record them as a user
-# property, which pytest-xdist carries from the workers to the controller.
-_RESULTS: list[dict] = []
-_RESULT_PROPERTY = "emulator_result"
-
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers",
-        "emulator: deploys the whole stack with real terraform on a local moto server "
-        "(plan, apply, re-plan, destroy; minutes per configuration)",
-    )
-
-
-def pytest_runtest_logreport(report):
-    if report.when == "call":
-        _RESULTS.extend(value for name, value in report.user_properties if name == _RESULT_PROPERTY)
-
-
-def pytest_terminal_summary(terminalreporter):
-    if not _RESULTS:
-        return
-    tr = terminalreporter
-    tr.section("emulator tier measurements")
-    for r in _RESULTS:
-        phases = ", ".join(f"{k} {v:.1f}s" for k, v in r["phases"].items())
-        tr.write_line(
-            f"{r['config']}: {r['resources']} resources; {phases}; total {r['total']:.1f}s; "
-            f"peak RSS moto {r['moto_rss_mb']:.0f} MiB, terraform+provider {r['terraform_rss_mb']:.0f} MiB"
-        )
-
 
 @pytest.fixture(scope="session")
 def emulator_tools():
@@ -170,4 +136,4 @@ def moto_server(emulator_tools, tmp_path, request):
 @pytest.fixture
 def record_emulator_result(request):
     """Record one configuration's measurements for the summary at the end."""
-    return lambda result: request.node.user_properties.append((_RESULT_PROPERTY, result))
+    return lambda result: request.node.user_properties.append(("emulator_result", result))  # tests/conftest.py

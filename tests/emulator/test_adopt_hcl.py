@@ -21,12 +21,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
 from tests.emulator.hcl_fixture import apply_hcl_deployment
-from tests.emulator.test_deploy import Terraform, emulator_settings
+from tests.emulator.harness import Terraform, emulator_settings
 from tests.support import HCL_ADOPTION, ROOT, synth_json, terraform_copy
 
 pytestmark = pytest.mark.emulator

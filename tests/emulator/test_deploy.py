@@ -11,111 +11,21 @@ configuration as users get it.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
-import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.support import SECOND_CONFIG, settings_for, synth_json, terraform_copy, terraform_env
+from tests.emulator.harness import Terraform, emulator_settings, tail
+from tests.support import DOMAIN_CONFIG, SECOND_CONFIG, synth_json, terraform_copy
 
 pytestmark = pytest.mark.emulator
-
-# A fixed test key (no private half is kept anywhere; nobody logs in).
-TEST_PUBLIC_KEY = (
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGhnZxIiaqPpvq+pbngZtokbxr4daicX1hAvaztby5Cf emulator-test"
-)
 
 CONFIGS = {
     "default": {},
     "second": SECOND_CONFIG,
+    "domain": DOMAIN_CONFIG,
 }
-
-# Runs terraform and reports the peak RSS of terraform and its provider plugin
-# (the largest of the processes it waited for) on the last line of stderr.
-_RSS_WRAPPER = (
-    "import resource, subprocess, sys\n"
-    "rc = subprocess.call(sys.argv[1:])\n"
-    "sys.stderr.write('\\nMAXRSS_KB=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-    "sys.exit(rc)\n"
-)
-
-
-class Terraform:
-    """The real terraform CLI in one working directory, timed per phase."""
-
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
-        self.env = terraform_env(workdir)
-        self.exe = shutil.which("terraform") or "/usr/local/bin/terraform"
-        self.phases: dict[str, float] = {}
-        self.peak_rss_kb = 0
-
-    def __call__(self, phase: str, *args: str, ok: tuple[int, ...] = (0,), timeout: int = 900) -> subprocess.CompletedProcess:
-        start = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, "-c", _RSS_WRAPPER, self.exe, *args, "-no-color"],
-            cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=timeout,
-        )
-        self.phases[phase] = time.monotonic() - start
-        body, _, rss = proc.stderr.rpartition("MAXRSS_KB=")
-        if rss.strip().isdigit():
-            self.peak_rss_kb = max(self.peak_rss_kb, int(rss))
-            proc.stderr = body
-        if proc.returncode not in ok:
-            raise AssertionError(
-                f"terraform {phase} ({' '.join(args)}) exited {proc.returncode}:\n"
-                f"{_tail(proc.stdout)}\n{_tail(proc.stderr)}"
-            )
-        return proc
-
-
-def _tail(text: str, limit: int = 20000) -> str:
-    return text if len(text) <= limit else "...\n" + text[-limit:]
-
-
-def self_signed_certificate(domain: str = "mlflow.emulator.test") -> tuple[bytes, bytes]:
-    """A throwaway self-signed certificate and key (PEM) for the HTTPS listener."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return (
-        cert.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                          serialization.NoEncryption()),
-    )
-
-
-def emulator_settings(config: dict, moto_server):
-    overrides = dict(config)
-    if overrides.get("certificate_arn"):
-        # SECOND_CONFIG's ARN is a placeholder: import a real (self-signed) certificate.
-        cert, key = self_signed_certificate()
-        overrides["certificate_arn"] = moto_server.client("acm").import_certificate(
-            Certificate=cert, PrivateKey=key)["CertificateArn"]
-    return settings_for(
-        **overrides,
-        emulator={"endpoint": moto_server.endpoint},
-        deletion_protection=False,
-        ssh_public_key=TEST_PUBLIC_KEY,
-    )
 
 
 @pytest.mark.parametrize("config_name", list(CONFIGS))
@@ -131,7 +41,8 @@ def test_plan_apply_replan_destroy(config_name, moto_server, tmp_path, record_em
 
     tf("init", "init", "-input=false")
     tf("plan", "plan", "-input=false", "-out=tfplan")
-    planned = json.loads(tf("show-plan", "show", "-json", "tfplan").stdout)
+    plan_text = tf("show-plan", "show", "-json", "tfplan").stdout
+    planned = json.loads(plan_text)
     to_create = [c["address"] for c in planned["resource_changes"]
                  if c["mode"] == "managed" and c["change"]["actions"] == ["create"]]
     tf.phases.pop("show-plan")
@@ -142,10 +53,16 @@ def test_plan_apply_replan_destroy(config_name, moto_server, tmp_path, record_em
         managed = [a for a in state if not a.startswith("data.")]
         assert sorted(managed) == sorted(to_create), "apply did not create exactly what the plan said"
         check_deployed(s, moto_server)
+        if config_name == "default":
+            check_secrets_stay_out(s, moto_server, {
+                "synthesized JSON": (workdir / "main.tf.json").read_text(), "plan JSON": plan_text,
+                "state": (workdir / "terraform.tfstate").read_text()})
+        if s.domain_name:
+            check_certificate_validated_by_its_own_records(s, moto_server)
 
         replan = tf("re-plan", "plan", "-input=false", "-detailed-exitcode", ok=(0, 2))
         if replan.returncode != 0:
-            pytest.fail(f"second plan of {config_name} is not empty:\n{_tail(replan.stdout)}", pytrace=False)
+            pytest.fail(f"second plan of {config_name} is not empty:\n{tail(replan.stdout)}", pytrace=False)
     finally:
         tf("destroy", "destroy", "-input=false", "-auto-approve")
     leftovers = find_leftovers(s, moto_server)
@@ -165,7 +82,7 @@ def check_deployed(s, moto) -> None:
     """A few things Terraform's success alone does not show."""
     ec2 = moto.client("ec2")
     running = [i for r in ec2.describe_instances(Filters=[
-        {"Name": "tag:aws:autoscaling:groupName", "Values": [f"{s.prefix}-mlflow"]},
+        {"Name": "tag:aws:autoscaling:groupName", "Values": [s.names.asg]},
         {"Name": "instance-state-name", "Values": ["running"]},
     ])["Reservations"] for i in r["Instances"]]
     assert len(running) == s.asg_desired_capacity
@@ -173,7 +90,7 @@ def check_deployed(s, moto) -> None:
         Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")["Parameter"]["Value"]
     assert {i["ImageId"] for i in running} == {ami}, "launch template's resolve:ssm: image id not resolved"
     rg = moto.client("elasticache").describe_replication_groups(
-        ReplicationGroupId=f"{s.prefix}-redis")["ReplicationGroups"][0]
+        ReplicationGroupId=s.names.replication_group_id)["ReplicationGroups"][0]
     assert len(rg["MemberClusters"]) == s.redis_num_nodes
     vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [f"{s.prefix}-vpc"]}])["Vpcs"]
     subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc[0]["VpcId"]]}])["Subnets"]
@@ -186,6 +103,40 @@ def check_deployed(s, moto) -> None:
     assert sorted(lst["Port"] for lst in listeners) == ([80, 443] if s.https else [80])
     db = moto.client("rds").describe_db_instances(DBInstanceIdentifier=f"{s.prefix}-db")["DBInstances"][0]
     assert db["Engine"] == s.db_engine and not db["DeletionProtection"]
+
+
+def check_secrets_stay_out(s, moto, places: dict[str, str]) -> None:
+    """The generated secrets, read back from Parameter Store, appear in neither the JSON, the plan nor the state."""
+    ssm = moto.client("ssm")
+    secrets = {key: ssm.get_parameter(Name=s.names.ssm[key], WithDecryption=True)["Parameter"]["Value"]
+               for key in ("db/password", "mlflow/admin_password", "mlflow/flask_secret_key")}
+    assert len(secrets["db/password"]) == 32 and len(secrets["mlflow/flask_secret_key"]) == 64
+    for key, value in secrets.items():
+        for place, text in places.items():
+            assert value not in text, f"{key} found in the {place}"
+    planned = {c["address"]: c for c in json.loads(places["plan JSON"])["resource_changes"]}
+    assert planned["aws_db_instance.mlflow"]["change"]["after"].get("password") is None
+    assert planned["aws_ssm_parameter.db_password"]["change"]["after"].get("value") is None
+
+
+def check_certificate_validated_by_its_own_records(s, moto) -> None:
+    """The emulator issues certificates on a timer whatever DNS says, so the records are checked here:
+    the zone holds exactly the record ACM asked for, and the alias points at the load balancer."""
+    acm, r53 = moto.client("acm"), moto.client("route53")
+    arn = next(c["CertificateArn"] for c in acm.list_certificates()["CertificateSummaryList"]
+               if c["DomainName"] == s.domain_name)
+    options = acm.describe_certificate(CertificateArn=arn)["Certificate"]["DomainValidationOptions"]
+    asked = {(o["ResourceRecord"]["Name"].rstrip("."), o["ResourceRecord"]["Type"], o["ResourceRecord"]["Value"])
+             for o in options}
+    records = r53.list_resource_record_sets(HostedZoneId=s.route53_zone_id)["ResourceRecordSets"]
+    present = {(r["Name"].rstrip("."), r["Type"], v["Value"]) for r in records for v in r.get("ResourceRecords", [])}
+    assert asked and asked <= present, f"validation records {asked} not in the zone {present}"
+    alias = [r for r in records if r["Name"].rstrip(".") == s.domain_name and r["Type"] == "A"]
+    lb = moto.client("elbv2").describe_load_balancers(Names=[f"{s.prefix}-alb"])["LoadBalancers"][0]
+    assert alias and alias[0]["AliasTarget"]["DNSName"].rstrip(".").lower() == lb["DNSName"].lower()
+    listeners = moto.client("elbv2").describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    https = [lst for lst in listeners if lst["Port"] == 443]
+    assert https and https[0]["Certificates"][0]["CertificateArn"] == arn
 
 
 def find_leftovers(s, moto) -> dict[str, list]:
@@ -250,6 +201,12 @@ def find_leftovers(s, moto) -> dict[str, list]:
     elbv2 = moto.client("elbv2")
     check("load_balancers", [b["LoadBalancerName"] for b in elbv2.describe_load_balancers()["LoadBalancers"]])
     check("target_groups", [g["TargetGroupName"] for g in elbv2.describe_target_groups()["TargetGroups"]])
+
+    if s.domain_name:
+        check("certificates", [c["CertificateArn"] for c in moto.client("acm").list_certificates()
+                               ["CertificateSummaryList"] if c["DomainName"] == s.domain_name])
+        check("dns_records", [r["Name"] for r in moto.client("route53").list_resource_record_sets(
+            HostedZoneId=s.route53_zone_id)["ResourceRecordSets"] if r["Type"] not in ("NS", "SOA")])
 
     asg = moto.client("autoscaling")
     check("autoscaling_groups", [g["AutoScalingGroupName"] for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]])

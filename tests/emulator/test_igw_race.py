@@ -22,7 +22,7 @@ import json
 import pytest
 
 from tests.emulator.conftest import start_moto, stop_moto
-from tests.emulator.test_deploy import Terraform, emulator_settings
+from tests.emulator.harness import Terraform, emulator_settings
 from tests.support import synth_json
 
 pytestmark = pytest.mark.emulator

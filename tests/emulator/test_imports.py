@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.emulator.test_deploy import TEST_PUBLIC_KEY, Terraform, emulator_settings
+from tests.emulator.harness import TEST_PUBLIC_KEY, Terraform, emulator_settings
 from tests.support import synth_json, terraform_copy
 
 pytestmark = pytest.mark.emulator

@@ -15,22 +15,10 @@ from pathlib import Path
 
 import pytest
 
-# The repository root (for ``modules``) and this folder (for runtime_helpers),
-# whatever pytest's import mode.
+# pytest.ini's pythonpath holds the repository and this folder (for runtime_helpers).
 HERE = Path(__file__).resolve().parent
-for path in (HERE.parents[1], HERE):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
 
 from runtime_helpers import MariaDB, Moto, Postgres, extract, make_tls, missing_tools, run  # noqa: E402
-
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers",
-        "runtime: starts real nginx, PostgreSQL, MariaDB, moto and MLflow locally "
-        "(root + .ci/install-runtime-deps)",
-    )
 
 
 @pytest.fixture(scope="session")
