@@ -7,7 +7,7 @@ metric something publishes (tests/test_observability.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Optional
 
 from cdktf import TerraformProvider
@@ -70,7 +70,7 @@ class AlertingProps:
     redis_cluster_ids: list[str]
     """Member clusters of the Redis replication group."""
     partition: str = "aws"
-    chat: Optional[ChatProps] = field(default=None)
+    chat: Optional[ChatProps] = None
 
 
 class Alerting(Construct):
@@ -128,7 +128,7 @@ class Alerting(Construct):
                   dimensions: dict[str, str] | None, comparison: str, threshold: float, statistic: str = "Average",
                   periods: int = 3, period: int = 300, treat_missing: str = "notBreaching",
                   alarm_name: str | None = None, metric_query: list | None = None,
-                  replaces_adopted: bool = False) -> None:
+                  replaces_adopted: bool = False, actions: bool = True) -> None:
             CloudwatchMetricAlarm(
                 self, f"aws_cloudwatch_metric_alarm.{name}",
                 alarm_name=alarm_name or f"{p.prefix}-{name.replace('_', '-')}",
@@ -139,7 +139,7 @@ class Alerting(Construct):
                 metric_query=metric_query,
                 evaluation_periods=periods, comparison_operator=comparison, threshold=threshold,
                 treat_missing_data=treat_missing,
-                alarm_actions=[self.topic.arn], ok_actions=[self.topic.arn],
+                alarm_actions=[self.topic.arn], ok_actions=[self.topic.arn], actions_enabled=actions,
                 # Named unlike the adopted alarm it replaces (modules/adoption.py): built before that one goes.
                 lifecycle={"create_before_destroy": True} if replaces_adopted else None,
             )
@@ -164,7 +164,8 @@ class Alerting(Construct):
               replaces_adopted=True)
         alarm("asg_at_max_capacity", f"Demand scaling is at asg_max_size ({p.asg_max_size}) for 15 minutes: "
               "raise it or find the load", "AWS/AutoScaling", "GroupInServiceInstances", asg,
-              "GreaterThanOrEqualToThreshold", p.asg_max_size, statistic="Minimum", replaces_adopted=True)
+              "GreaterThanOrEqualToThreshold", p.asg_max_size, statistic="Minimum", replaces_adopted=True,
+              actions=p.asg_max_size > p.asg_min_size)  # a pinned size (min = max) is always "at max"
         alarm("asg_cpu_high", "MLflow instances CPU above 80%", "AWS/EC2", "CPUUtilization",
               asg, "GreaterThanThreshold", 80)
         alarm("asg_memory_high", f"An MLflow instance uses over {MEMORY_PERCENT}% of its memory",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 
 import pytest
 
@@ -23,7 +24,9 @@ from modules.mlflow_instance import (
 from modules.observability import NGINX_ACCESS_PARSE, QUERIES, SLOW_REQUEST_SECONDS
 from modules.settings import SettingsError, load_settings
 from tests.support import (
+    ROOT,
     SECOND_CONFIG,
+    doc_toml_blocks,
     settings_for,
     synth_json,
     terraform,
@@ -170,7 +173,7 @@ def test_target_tracking_on_requests_and_cpu(default):
     for p in policies.values():
         assert p["policy_type"] == "TargetTrackingScaling"
         assert p["autoscaling_group_name"] == "${aws_autoscaling_group.mlflow.name}"
-        assert p["estimated_instance_warmup"] == 300
+        assert p["estimated_instance_warmup"] == 180
         assert p["lifecycle"] == {"create_before_destroy": True}
     req = policies["requests"]["target_tracking_configuration"]
     assert req["predefined_metric_specification"] == {
@@ -233,6 +236,9 @@ def test_the_alarms_the_issue_asks_for(default):
     low = alarms["healthy_hosts_low"]
     assert (low["comparison_operator"], low["threshold"], low["treat_missing_data"]) == ("LessThanThreshold", 2, "breaching")
     assert alarms["asg_at_max_capacity"]["threshold"] == 4
+    assert all(a["actions_enabled"] for a in alarms.values())
+    pinned = synth_json(settings_for(asg_min_size=3, asg_desired_capacity=3, asg_max_size=3))
+    assert res(pinned, "aws_cloudwatch_metric_alarm.asg_at_max_capacity")["actions_enabled"] is False
     redis = alarms["redis_memory_high"]["metric_query"]
     assert [q["id"] for q in redis if q.get("return_data")] == ["fullest"]
     assert redis[-1]["expression"] == "MAX([m1, m2])"
