@@ -141,7 +141,7 @@ class Settings(_Strict):
     environment: Name = "dev"
     """Environment name (dev, staging, prod, ...); part of every resource name."""
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")] = "us-east-1"
-    """AWS region."""
+    """AWS region of the whole deployment."""
     tags: dict[str, str] = Field(default_factory=dict)
     """Tags added to every resource (merged over Project/Environment/ManagedBy)."""
 
@@ -643,6 +643,29 @@ PATTERN_HELP: dict[str, str] = {
 }
 
 
+# pydantic's error types, said as what is allowed.
+_TYPE_WORDS = {
+    "int_type": "a whole number", "string_type": "a quoted string", "bool_type": "true or false",
+    "list_type": "a list [...]", "dict_type": "a table", "model_type": "a table", "missing": "a value",
+}
+
+
+def _allowed(e: dict, msg: str) -> str:
+    ctx = e.get("ctx") or {}
+    kind = e["type"]
+    if kind in ("less_than_equal", "less_than"):
+        return f"at most {ctx.get('le', ctx.get('lt'))}"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"at least {ctx.get('ge', ctx.get('gt'))}"
+    if kind == "literal_error":
+        return f"one of {ctx.get('expected')}"
+    if kind in ("too_long", "too_short"):
+        return f"{'at most' if kind == 'too_long' else 'at least'} {ctx.get('max_length', ctx.get('min_length'))} items"
+    if kind == "string_too_long":
+        return f"at most {ctx.get('max_length')} characters"
+    return _TYPE_WORDS.get(kind, msg[:1].lower() + msg[1:])
+
+
 def _one_paragraph(source: str, err: ValidationError) -> str:
     parts = []
     for e in err.errors(include_url=False):
@@ -660,7 +683,7 @@ def _one_paragraph(source: str, err: ValidationError) -> str:
             allowed = PATTERN_HELP.get(field, "see the settings table in README")
             parts.append(f"{loc}: {e['input']!r} is not allowed; allowed: {allowed}.")
         else:
-            parts.append(f"{loc}: {e['input']!r} is not allowed; {msg}.")
+            parts.append(f"{loc}: {e['input']!r} is not allowed; allowed: {_allowed(e, msg)}.")
     return " ".join(f"Invalid settings in {source}: {' '.join(parts)}".split())
 
 
