@@ -90,8 +90,13 @@ def test_rendered_launcher_and_unit_select_basic_auth(engine):
     assert config.auth is True and config.admin_username == "admin" and config.auth_db_name == "mlflow_auth"
     assert L.server_argv(config)[-4:] == ["mlflow", "server", "--app-name", "basic-auth"]
     assert {"mlflow/admin_password", "mlflow/flask_secret_key"} <= set(config.required_keys)
+    # The secrets reach MLflow through its environment only: never its command line (visible in
+    # ps) nor the auth config file, and the admin password only where MLflow reads it.
+    env = L.server_environment(VALUES, {}, config, auth_config_path="/run/mlflow/basic_auth.ini")
+    argv, ini = " ".join(L.server_argv(config)), L.auth_config(VALUES, config)
     for secret in (VALUES["mlflow/admin_password"], VALUES["mlflow/flask_secret_key"]):
-        assert all(secret not in text for text in (*rendered.files.values(), rendered.script))
+        assert secret in "".join(env.values()), "the server never gets the secret"
+        assert secret not in argv and secret not in ini
 
 
 def test_launcher_reads_secrets_in_batches_of_ten():
