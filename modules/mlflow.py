@@ -349,6 +349,8 @@ class Mlflow(Construct):
             http_port=HTTP_PORT,
             workers=p.mlflow_workers,
             auth=p.auth,
+            artifacts_prefix=p.names.artifacts_prefix,
+            rewrite_legacy_artifact_uris=p.names.rewrite_legacy_artifact_uris,
         ))
         # The bundle the user data fetches and checks (content-addressed key, sha256 in the user data).
         bundle = S3Object(

@@ -78,6 +78,10 @@ class Names:
     """CloudWatch dashboards: mlflow (metrics), logs (saved queries). A new name replaces one."""
     redis_slow_log_group: str
     """Log group of the Redis slow log (a new name replaces it)."""
+    artifacts_prefix: str
+    """Path of MLflow's artifacts destination in the bucket ('' = the bucket root)."""
+    rewrite_legacy_artifact_uris: bool
+    """The launcher rewrites stored s3:// artifact URIs under the destination to mlflow-artifacts:/."""
     alb_logs_bucket_template: str = field(repr=False)
     """With ``{hex}`` for the random suffix."""
 
@@ -126,6 +130,8 @@ def _standard(name: str, environment: str, db_family: str) -> Names:
         launch_template=Ident(name=f"{p}-mlflow"),
         dashboards={"mlflow": p, "logs": f"{p}-logs"},
         redis_slow_log_group=f"/{name}/{environment}/redis-slow-log",
+        artifacts_prefix="artifacts",
+        rewrite_legacy_artifact_uris=False,
         alb_logs_bucket_template=f"{p}-alb-logs-{{hex}}",
     )
 
@@ -170,6 +176,12 @@ def _hcl(name: str, environment: str, db_family: str) -> Names:
         launch_template=Ident(name_prefix=f"{p}-lt"),
         dashboards={"mlflow": f"{p}-main-dashboard", "logs": f"{p}-dashboard"},
         redis_slow_log_group=f"/aws/elasticache/{p}-slow-log",
+        # The HCL's servers handed clients s3://<bucket>/... URIs (no proxy). A destination at the
+        # bucket root maps every one of them to mlflow-artifacts:/<same key>: the proxy then reads
+        # and writes the very objects those URIs name, in place, with nothing copied or moved
+        # (docs/adoption.md, "Old runs' artifacts").
+        artifacts_prefix="",
+        rewrite_legacy_artifact_uris=True,
         alb_logs_bucket_template=f"{p}-artifacts-{{hex}}-alb-logs",
     )
 

@@ -197,3 +197,161 @@ def test_auth_config_file_is_private(tmp_path):
     L.write_private(str(path), "[mlflow]\n")
     assert path.read_text() == "[mlflow]\n" and (path.stat().st_mode & 0o777) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["basic_auth.ini"]
+
+
+# --- artifacts destination and the rewrite of legacy URIs (docs/adoption.md, "Old runs' artifacts") ---
+
+def test_artifacts_destination_and_rewrite_flag_from_the_rendered_env_file():
+    config = config_for()
+    assert (config.artifacts_prefix, config.rewrite_legacy_artifact_uris) == ("artifacts", False)
+    env = L.server_environment(VALUES, {"MLFLOW_WORKERS": "2"}, config, "/run/mlflow/basic_auth.ini")
+    assert env["MLFLOW_ARTIFACTS_DESTINATION"] == "s3://bucket/artifacts"
+    adopted = config_for(artifacts_prefix="", rewrite_legacy_artifact_uris=True)
+    assert (adopted.artifacts_prefix, adopted.rewrite_legacy_artifact_uris) == ("", True)
+    env = L.server_environment(VALUES, {"MLFLOW_WORKERS": "2"}, adopted, "/run/mlflow/basic_auth.ini")
+    assert env["MLFLOW_ARTIFACTS_DESTINATION"] == "s3://bucket"  # the bucket root
+    assert config_for(artifacts_prefix="team/mlflow").artifacts_prefix == "team/mlflow"
+    # Unset means the default; set but empty means the bucket root.
+    inputs = BootstrapInputs(**BASE_INPUTS)
+    environ = {**env_file(render(inputs).files[inputs.launcher_env_path]), "AWS_REGION": "us-east-1"}
+    del environ["MLFLOW_LAUNCH_ARTIFACTS_PREFIX"], environ["MLFLOW_LAUNCH_REWRITE_LEGACY_ARTIFACT_URIS"]
+    config = L.Config.from_environ(environ)
+    assert (config.artifacts_prefix, config.rewrite_legacy_artifact_uris) == ("artifacts", False)
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({"MLFLOW_LAUNCH_REWRITE_LEGACY_ARTIFACT_URIS": "yes"},
+     "MLFLOW_LAUNCH_REWRITE_LEGACY_ARTIFACT_URIS='yes'; allowed: true or false"),
+    ({"MLFLOW_LAUNCH_ARTIFACTS_PREFIX": "/artifacts"}, "MLFLOW_LAUNCH_ARTIFACTS_PREFIX='/artifacts' is not"),
+    ({"MLFLOW_LAUNCH_ARTIFACTS_PREFIX": "a/../b"}, "MLFLOW_LAUNCH_ARTIFACTS_PREFIX='a/../b' is not"),
+    ({"MLFLOW_LAUNCH_ARTIFACTS_PREFIX": "bootstrap/x"},
+     "MLFLOW_LAUNCH_ARTIFACTS_PREFIX='bootstrap/x' is under"),
+])
+def test_artifact_config_errors_name_the_variable(environ, message):
+    inputs = BootstrapInputs(**BASE_INPUTS)
+    base = {**env_file(render(inputs).files[inputs.launcher_env_path]), "AWS_REGION": "us-east-1"}
+    with pytest.raises(L.ConfigError) as caught:
+        L.Config.from_environ({**base, **environ})
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("prefix", ["/artifacts", "artifacts/", "a//b", "a b", "a/./b", "..", "bootstrap"])
+def test_bootstrap_inputs_refuse_a_bad_artifacts_prefix(prefix):
+    with pytest.raises(ValueError, match="artifacts_prefix"):
+        BootstrapInputs(**BASE_INPUTS, artifacts_prefix=prefix)
+
+
+def test_both_naming_profiles_reach_the_instances_launcher_env(default):
+    import base64
+    import io
+    import tarfile
+
+    from modules.naming import names_for
+    from tests.support import HCL_ADOPTION, settings_for, synth_json
+
+    standard, hcl = (names_for(p, "mlflow", "dev", "mysql8.0") for p in ("standard", "hcl"))
+    assert (standard.artifacts_prefix, standard.rewrite_legacy_artifact_uris) == ("artifacts", False)
+    assert (hcl.artifacts_prefix, hcl.rewrite_legacy_artifact_uris) == ("", True)
+
+    def launcher_env(stack: dict) -> dict[str, str]:
+        bundle = stack["resource"]["aws_s3_object"]["bootstrap_bundle"]["content_base64"]
+        with tarfile.open(fileobj=io.BytesIO(base64.b64decode(bundle))) as tar:
+            return env_file(tar.extractfile("files/opt/mlflow/launcher.env").read().decode())
+
+    ours, adopted = launcher_env(default), launcher_env(synth_json(settings_for(**HCL_ADOPTION)))
+    assert (ours["MLFLOW_LAUNCH_ARTIFACTS_PREFIX"], ours["MLFLOW_LAUNCH_REWRITE_LEGACY_ARTIFACT_URIS"]) == (
+        "artifacts", "false")
+    assert (adopted["MLFLOW_LAUNCH_ARTIFACTS_PREFIX"],
+            adopted["MLFLOW_LAUNCH_REWRITE_LEGACY_ARTIFACT_URIS"]) == ("", "true")
+
+
+# The URI columns of MLflow's schema (logged_models left out: a missing table is skipped).
+SCHEMA = (
+    "CREATE TABLE experiments (experiment_id INTEGER PRIMARY KEY, artifact_location VARCHAR(256))",
+    "CREATE TABLE runs (run_uuid VARCHAR(32) PRIMARY KEY, artifact_uri VARCHAR(200))",
+    ("CREATE TABLE model_versions (name VARCHAR(256), version INTEGER, source VARCHAR(500), "
+     "storage_location VARCHAR(500), PRIMARY KEY (name, version))"),
+)
+
+
+def uri_database(uris: dict[str, list[str | None]]):
+    """In-memory SQLite with the URI columns, one row per URI: uris = {table.column: [uri, ...]}."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine("sqlite://")
+    conn = engine.connect()
+    for ddl in SCHEMA:
+        conn.exec_driver_sql(ddl)
+    for i, uri in enumerate(uris["experiments.artifact_location"]):
+        conn.execute(sa.text("INSERT INTO experiments VALUES (:i, :u)"), {"i": i, "u": uri})
+    for i, uri in enumerate(uris["runs.artifact_uri"]):
+        conn.execute(sa.text("INSERT INTO runs VALUES (:i, :u)"), {"i": f"r{i}", "u": uri})
+    for i, (source, storage) in enumerate(zip(uris["model_versions.source"],
+                                              uris["model_versions.storage_location"], strict=True)):
+        conn.execute(sa.text("INSERT INTO model_versions VALUES ('m', :i, :s, :t)"),
+                     {"i": i, "s": source, "t": storage})
+    conn.commit()
+    return conn
+
+
+def rows(conn) -> dict[str, dict]:
+    """{table.column: {primary key: URI}} of the URI columns."""
+    queries = {
+        "experiments.artifact_location": "SELECT experiment_id, artifact_location FROM experiments",
+        "runs.artifact_uri": "SELECT run_uuid, artifact_uri FROM runs",
+        "model_versions.source": "SELECT version, source FROM model_versions",
+        "model_versions.storage_location": "SELECT version, storage_location FROM model_versions",
+    }
+    return {name: dict(conn.exec_driver_sql(query).all()) for name, query in queries.items()}
+
+
+@pytest.mark.parametrize("prefix", ["", "artifacts"])
+def test_rewrite_maps_exactly_the_uris_under_the_destination_and_is_idempotent(prefix, capsys):
+    import posixpath
+
+    from mlflow.server.handlers import _get_proxied_run_artifact_destination_path as resolve
+
+    bucket = "mlflow-dev-artifacts-0a1b2c3d"
+    destination = L.artifacts_destination(bucket, prefix)
+    under = destination + "/"
+    mapped = [under + "1", under + "1/0123abcd/artifacts", under + "1/models/m-1/artifacts", destination,
+              under + "1/0123abcd/artifacts/data/a b%20c.bin"]
+    untouched = [
+        None, "mlflow-artifacts:/2/abc/artifacts", "runs:/0123abcd/model", "models:/m-1",
+        "file:///tmp/x", f"s3://other-bucket/{prefix}/1", f"s3://{bucket}-2/1", f"s3a://{bucket}/1",
+        "S3://" + under.removeprefix("s3://") + "1", under.upper() + "1",  # case matters
+        under + "/1",  # the key '/1' has no mlflow-artifacts:/ URI
+        f"x{under}1", f" {under}1",
+    ]
+    if prefix:
+        untouched += [f"s3://{bucket}/1", f"s3://{bucket}/{prefix}x/1", f"s3://{bucket}/other/{prefix}/1"]
+    everything = mapped + untouched
+    conn = uri_database({"experiments.artifact_location": everything, "runs.artifact_uri": everything[::-1],
+                         "model_versions.source": everything,
+                         "model_versions.storage_location": everything[::-1]})
+    before = rows(conn)
+
+    counts = L.rewrite_artifact_uris(conn, destination)
+    conn.commit()
+    assert counts == {name: len(mapped) for name in before}
+    assert "no column logged_models.artifact_location; skipped" in capsys.readouterr().err
+    after = rows(conn)
+    for name, column in after.items():
+        for key, new in column.items():
+            old = before[name][key]
+            if old in mapped:  # through the server's own resolution: the very same object
+                assert new.startswith("mlflow-artifacts:/") and not new.startswith("mlflow-artifacts://")
+                assert posixpath.join(destination, resolve(new)).rstrip("/") == old, (name, old, new)
+            else:
+                assert new == old, (name, old, new)
+    # Idempotent: a second pass changes nothing.
+    assert L.rewrite_artifact_uris(conn, destination) == {name: 0 for name in before}
+    assert rows(conn) == after
+
+
+def test_rewrite_with_a_prefix_leaves_the_bucket_root_alone():
+    conn = uri_database({k: ["s3://b/1", "s3://b/artifacts/1"] for k in (
+        "experiments.artifact_location", "runs.artifact_uri", "model_versions.source",
+        "model_versions.storage_location")})
+    L.rewrite_artifact_uris(conn, "s3://b/artifacts")
+    assert rows(conn)["runs.artifact_uri"] == {"r0": "s3://b/1", "r1": "mlflow-artifacts:/1"}

@@ -114,12 +114,28 @@ class BootstrapInputs(BaseModel):
         default=None,
         description="logical key (db/host, ...) -> full SSM parameter name; None = <ssm_prefix>/<key>",
     )
+    artifacts_prefix: str = Field(
+        default=launcher.ARTIFACTS_PREFIX,
+        description="path of MLflow's artifacts destination in the bucket; '' = the bucket root",
+    )
+    rewrite_legacy_artifact_uris: bool = Field(
+        default=False,
+        description="at start, rewrite s3:// URIs under the destination to mlflow-artifacts:/ (launcher)",
+    )
 
     @field_validator("auth_db_name")
     @classmethod
     def _auth_db_name(cls, v: str) -> str:
         if not _DB_NAME.match(v):
             raise ValueError(f"{v!r} is not a database name (lowercase letter, then a-z, 0-9, '_'; at most 63)")
+        return v
+
+    @field_validator("artifacts_prefix")
+    @classmethod
+    def _artifacts_prefix(cls, v: str) -> str:
+        problem = launcher.artifacts_prefix_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v
 
     @field_validator("auth_admin_username")

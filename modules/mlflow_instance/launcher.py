@@ -36,6 +36,16 @@ Authentication (``MLFLOW_LAUNCH_AUTH=true``, docs/auth.md):
   on first start; at each later start the launcher resets the admin's password
   to SSM's when they differ (e.g. after rotation).
 
+Artifacts (docs/adoption.md, "Old runs' artifacts"): the server proxies them
+to ``s3://<bucket>/<ARTIFACTS_PREFIX>`` (``''`` = the bucket root). With
+``MLFLOW_LAUNCH_REWRITE_LEGACY_ARTIFACT_URIS=true`` the launcher then rewrites,
+after the schema upgrade and under a server-wide lock, every stored artifact
+URI under that destination (``s3://<bucket>/<prefix>/<rest>``) to
+``mlflow-artifacts:/<rest>``, which the server resolves to the same S3 object,
+so runs logged by servers that handed clients ``s3://`` URIs stay readable
+for clients without S3 credentials. Idempotent: a rewritten URI no longer
+starts with ``s3://``.
+
 Adding a step (a check of the schema version before the upgrade, pool sizes
 from a connection budget): read its setting in ``Config.from_environ``, then
 use it in ``main`` or ``server_environment``.
@@ -43,6 +53,7 @@ use it in ``main`` or ``server_environment``.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -62,6 +73,19 @@ WORKER_MEMORY = 300 * 1024 * 1024  # RSS budget per uvicorn worker
 RESERVED_MEMORY = 768 * 1024 * 1024  # left to the OS, nginx and the agent
 GET_PARAMETERS_LIMIT = 10  # names per ssm:GetParameters call
 PG_AUTH_LOCK = 7340061584  # pg_advisory_lock key of the auth-store migration
+PG_URI_LOCK = 7340061585  # pg_advisory_lock key of the artifact URI rewrite
+LOCK_TIMEOUT = 300  # seconds to wait for another instance's server-wide lock (MySQL GET_LOCK)
+ARTIFACTS_PREFIX = "artifacts"  # path of the artifacts destination inside the bucket, by default
+PROXY_ROOT = "mlflow-artifacts:/"  # the server resolves mlflow-artifacts:/<rest> to <destination>/<rest>
+# Every column where MLflow stores an artifact location: (table, column).
+ARTIFACT_URI_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("model_versions", "source"),
+    ("model_versions", "storage_location"),
+    ("logged_models", "artifact_location"),
+)
+_PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 class ConfigError(SystemExit):
@@ -71,6 +95,19 @@ class ConfigError(SystemExit):
 def ssm_variable(key: str) -> str:
     """Environment variable holding the SSM parameter name of ``key`` (db/host -> ..._SSM_DB_HOST)."""
     return f"{ENV_PREFIX}SSM_{key.upper().replace('/', '_')}"
+
+
+def artifacts_prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` is no S3 key path for the artifacts destination, or None. '' = the bucket root."""
+    if prefix == "":
+        return None
+    segments = prefix.split("/")
+    if not all(_PREFIX_SEGMENT.match(s) and s not in (".", "..") for s in segments):
+        return (f"{prefix!r} is not a key path inside the bucket: '/'-separated segments of letters, "
+                "digits, '_', '.', '-', no leading or trailing '/', no '.' or '..' ('' = the bucket root)")
+    if segments[0] == "bootstrap":
+        return f"{prefix!r} is under bootstrap/, where the bootstrap bundles are (read-only to the instances)"
+    return None
 
 
 def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
@@ -90,8 +127,11 @@ class Config:
     ``CA_BUNDLE`` (CA file for TLS to the database), ``AUTH`` (true/false,
     default true), ``AUTH_ADMIN`` (default admin), ``AUTH_DB`` (default
     mlflow_auth), ``STATE_DIR`` (default /var/lib/mlflow), and
-    ``SSM_<KEY>`` per logical key (``SSM_DB_HOST`` for db/host, ...). The
-    region is ``AWS_REGION``.
+    ``SSM_<KEY>`` per logical key (``SSM_DB_HOST`` for db/host, ...),
+    ``ARTIFACTS_PREFIX`` (the destination's path in the bucket; default
+    artifacts when unset, set but empty = the bucket root) and
+    ``REWRITE_LEGACY_ARTIFACT_URIS`` (true/false, default false). The region is
+    ``AWS_REGION``.
     """
 
     db_engine: str
@@ -102,6 +142,8 @@ class Config:
     admin_username: str = "admin"
     auth_db_name: str = "mlflow_auth"
     state_dir: str = "/var/lib/mlflow"
+    artifacts_prefix: str = ARTIFACTS_PREFIX
+    rewrite_legacy_artifact_uris: bool = False
     required_keys: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -110,6 +152,9 @@ class Config:
         if self.db_engine not in ENGINES:
             raise ConfigError(f"mlflow-launch: {ENV_PREFIX}DB_ENGINE={self.db_engine!r}; allowed: "
                               + ", ".join(ENGINES))
+        problem = artifacts_prefix_problem(self.artifacts_prefix)
+        if problem:
+            raise ConfigError(f"mlflow-launch: {ENV_PREFIX}ARTIFACTS_PREFIX={problem}")
         missing = [ssm_variable(k) for k in required if not self.ssm_names.get(k)]
         if missing:
             raise ConfigError("mlflow-launch: no SSM parameter name in " + ", ".join(missing))
@@ -135,6 +180,9 @@ class Config:
             admin_username=environ.get(ENV_PREFIX + "AUTH_ADMIN", "").strip() or "admin",
             auth_db_name=environ.get(ENV_PREFIX + "AUTH_DB", "").strip() or "mlflow_auth",
             state_dir=environ.get(ENV_PREFIX + "STATE_DIR", "").strip() or "/var/lib/mlflow",
+            # Unset: the default; set to "": the bucket root (launcher.env always sets it).
+            artifacts_prefix=environ.get(ENV_PREFIX + "ARTIFACTS_PREFIX", ARTIFACTS_PREFIX).strip(),
+            rewrite_legacy_artifact_uris=_flag(environ, ENV_PREFIX + "REWRITE_LEGACY_ARTIFACT_URIS", False),
         )
 
 
@@ -205,6 +253,21 @@ def _mysql_first_auth_tables(engine) -> None:
                                  f"{fk if table != 'users' else ''})")
 
 
+def server_lock(conn, db_engine: str, name: str, pg_key: int) -> None:
+    """Take a server-wide lock on ``conn``'s session (GET_LOCK / pg_advisory_lock) or exit.
+
+    Held until released or the session ends; with NullPool, closing the connection ends it.
+    """
+    import sqlalchemy as sa
+
+    if db_engine == "mysql":
+        got = conn.execute(sa.text("SELECT GET_LOCK(:n, :t)"), {"n": name, "t": LOCK_TIMEOUT}).scalar()
+        if got != 1:
+            raise SystemExit(f"mlflow-launch: lock {name!r} not free after {LOCK_TIMEOUT}s")
+    else:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": pg_key})
+
+
 def prepare_auth_store(values: Mapping[str, str], config: Config) -> None:
     """Create the auth database if needed, migrate it to head, sync the admin password with SSM."""
     import sqlalchemy as sa
@@ -227,13 +290,10 @@ def prepare_auth_store(values: Mapping[str, str], config: Config) -> None:
     uri = backend_store_uri(values, config, database=config.auth_db_name)
     engine = sa.create_engine(uri, poolclass=sa.pool.NullPool)
     with engine.connect() as lock:
-        if config.db_engine == "mysql":
-            lock.execute(sa.text("SELECT GET_LOCK('mlflow_auth', 300)"))
-            if "alembic_version_auth" not in sa.inspect(engine).get_table_names():
-                _mysql_first_auth_tables(engine)
-                log("created the first auth tables (MySQL workaround for mlflow#9642)")
-        else:
-            lock.execute(sa.text(f"SELECT pg_advisory_lock({PG_AUTH_LOCK})"))
+        server_lock(lock, config.db_engine, "mlflow_auth", PG_AUTH_LOCK)
+        if config.db_engine == "mysql" and "alembic_version_auth" not in sa.inspect(engine).get_table_names():
+            _mysql_first_auth_tables(engine)
+            log("created the first auth tables (MySQL workaround for mlflow#9642)")
         store, password = SqlAlchemyStore(), values["mlflow/admin_password"]
         store.init_db(uri)  # migrates to head
         admin = config.admin_username
@@ -244,6 +304,67 @@ def prepare_auth_store(values: Mapping[str, str], config: Config) -> None:
         store.engine.dispose()
     engine.dispose()
     server.dispose()
+
+
+def artifacts_destination(bucket: str, prefix: str) -> str:
+    """Where the server stores proxied artifacts: s3://bucket/prefix, or s3://bucket for prefix ''."""
+    return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+
+
+def rewrite_artifact_uris(conn, destination: str) -> dict[str, int]:
+    """Rewrite URIs under ``destination`` to mlflow-artifacts:/ URIs on ``conn``; rows changed per column.
+
+    ``destination`` is the server's MLFLOW_ARTIFACTS_DESTINATION. A URI maps when it is
+    ``destination`` or ``destination/<rest>`` (exact, case-sensitive prefix; ``<rest>`` not
+    starting with '/'): it becomes ``mlflow-artifacts:/<rest>``, which the server resolves back
+    to ``destination/<rest>``: the same object, nothing copied. Other buckets, other paths and
+    other schemes are left alone. Running it again changes nothing. The caller commits.
+    """
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import mysql
+
+    root = destination.rstrip("/")
+    n = len(root)  # characters: substr counts characters on every engine
+    if conn.dialect.name == "mysql":  # byte comparison: MySQL's collations ignore case and trailing spaces
+        def exact(expr):
+            return sa.cast(expr, mysql.BINARY())
+    else:  # PostgreSQL and SQLite compare text exactly
+        def exact(expr):
+            return expr
+    inspector = sa.inspect(conn)
+    tables = set(inspector.get_table_names())
+    counts: dict[str, int] = {}
+    for table, column in ARTIFACT_URI_COLUMNS:
+        name = f"{table}.{column}"
+        if table not in tables or column not in {c["name"] for c in inspector.get_columns(table)}:
+            log(f"artifact URIs: no column {name}; skipped")
+            continue
+        uri = sa.column(column, sa.String)
+        under = sa.and_(exact(sa.func.substr(uri, 1, n + 1)) == exact(sa.literal(root + "/")),
+                        sa.func.substr(uri, n + 2, 1) != "/")
+        matches = sa.or_(exact(uri) == exact(sa.literal(root)), under)
+        rewritten = sa.literal(PROXY_ROOT) + sa.func.substr(uri, n + 2)  # '||' or CONCAT by dialect
+        result = conn.execute(sa.update(sa.table(table, uri)).where(matches).values({column: rewritten}))
+        counts[name] = result.rowcount
+    return counts
+
+
+def rewrite_legacy_artifact_uris(values: Mapping[str, str], config: Config) -> dict[str, int]:
+    """rewrite_artifact_uris on the tracking database, in one transaction under a server-wide lock."""
+    import sqlalchemy as sa
+
+    destination = artifacts_destination(values["mlflow/artifact_bucket"], config.artifacts_prefix)
+    engine = sa.create_engine(backend_store_uri(values, config), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:  # closed (NullPool): the session ends and the lock with it
+            server_lock(conn, config.db_engine, "mlflow_artifact_uris", PG_URI_LOCK)
+            counts = rewrite_artifact_uris(conn, destination)
+            conn.commit()
+    finally:
+        engine.dispose()
+    for name, count in counts.items():
+        log(f"artifact URIs: {count} rows of {name} rewritten from {destination}/ to {PROXY_ROOT}")
+    return counts
 
 
 def public_hosts(values: Mapping[str, str]) -> list[str]:
@@ -277,7 +398,8 @@ def server_environment(values: Mapping[str, str], base: Mapping[str, str], confi
     env = {k: v for k, v in base.items() if not k.startswith(ENV_PREFIX)}
     hosts = public_hosts(values)
     env["MLFLOW_BACKEND_STORE_URI"] = backend_store_uri(values, config)
-    env["MLFLOW_ARTIFACTS_DESTINATION"] = f's3://{values["mlflow/artifact_bucket"]}/artifacts'
+    env["MLFLOW_ARTIFACTS_DESTINATION"] = artifacts_destination(values["mlflow/artifact_bucket"],
+                                                                config.artifacts_prefix)
     env["MLFLOW_SERVE_ARTIFACTS"] = "true"
     env["MLFLOW_SERVER_ALLOWED_HOSTS"] = allowed_hosts(hosts)
     env["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"] = cors_origins(hosts)
@@ -324,6 +446,9 @@ def main(environ: Mapping[str, str] | None = None) -> None:
 
     log("upgrading the database schema")
     upgrade.main([env["MLFLOW_BACKEND_STORE_URI"]], standalone_mode=False)
+    if config.rewrite_legacy_artifact_uris:
+        log(f"rewriting artifact URIs under {env['MLFLOW_ARTIFACTS_DESTINATION']}/ to {PROXY_ROOT}")
+        rewrite_legacy_artifact_uris(values, config)
     if config.auth:
         log("preparing the auth store")
         prepare_auth_store(values, config)
