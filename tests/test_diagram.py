@@ -1,13 +1,16 @@
-"""The architecture diagram in docs/ and README is the one the stack generates now."""
-from tools.diagram import END, MMD, README, START, current, mermaid
+"""The architecture diagram in docs/architecture.md is the one the stack generates now."""
+from tools.diagram import END, PAGE, START, current, diagram_in, mermaid, page_with
 
 
 def test_diagram_is_not_stale():
-    diagram = current()
-    assert MMD.read_text() == diagram, "docs/architecture.mmd is stale: run `make diagram`"
-    readme = README.read_text()
-    block = readme.split(START, 1)[1].split(END, 1)[0]
-    assert block == f"\n```mermaid\n{diagram}```\n", "README diagram is stale: run `make diagram`"
+    assert diagram_in(PAGE.read_text()) == current(), "docs/architecture.md's diagram is stale: run `make diagram`"
+
+
+def test_the_staleness_check_sees_a_changed_diagram():
+    page = page_with("flowchart LR\n  a --> b\n", f"intro\n{START}\nold\n{END}\nrest\n")
+    assert page.startswith("intro\n") and page.endswith(f"{END}\nrest\n"), "text around the markers kept"
+    assert diagram_in(page) == "flowchart LR\n  a --> b\n"
+    assert diagram_in(page) != "flowchart LR\n  a --> c\n"
 
 
 def test_diagram_shows_modules_resources_and_references():

@@ -2,8 +2,8 @@
 """Architecture diagram (Mermaid) generated from the synthesized default stack.
 
 Modules are groups, resources are nodes, Terraform references are edges.
-Writes docs/architecture.mmd and the block between the diagram markers in
-README.md; tests/test_diagram.py fails when either is stale.
+Writes the block between the diagram markers in docs/architecture.md;
+tests/test_diagram.py fails when it is stale.
 
     make diagram     # or: pipenv run python tools/diagram.py
 """
@@ -19,10 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 import modules  # noqa: E402,F401  (Node 22 + lazy provider import before cdktf loads)
 
-MMD = ROOT / "docs" / "architecture.mmd"
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "architecture.md"
 START, END = "<!-- diagram:start (tools/diagram.py) -->", "<!-- diagram:end -->"
-MODULE_ORDER = ("bootstrap", "networking", "security", "database", "mlflow", "alerting")
+MODULE_ORDER = ("bootstrap", "networking", "security", "database", "mlflow", "alerting", "observability")
 _REF = re.compile(r"\$\{[^}]*?\b((?:data\.)?[a-z][a-z0-9_]*\.[a-z_][a-z0-9_-]*)")
 
 
@@ -70,18 +69,22 @@ def current() -> str:
     return mermaid(json.loads(Testing.synth(stack)), modules)
 
 
-def readme_with(diagram: str, readme: str) -> str:
-    head, rest = readme.split(START, 1)
+def page_with(diagram: str, page: str) -> str:
+    """The page with this diagram between its markers."""
+    head, rest = page.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n```mermaid\n{diagram}```\n{END}{tail}"
 
 
+def diagram_in(page: str) -> str:
+    """The diagram a page has between its markers now (without the mermaid fence)."""
+    block = page.split(START, 1)[1].split(END, 1)[0]
+    return block.removeprefix("\n```mermaid\n").removesuffix("```\n")
+
+
 def main() -> None:
-    diagram = current()
-    MMD.parent.mkdir(exist_ok=True)
-    MMD.write_text(diagram)
-    README.write_text(readme_with(diagram, README.read_text()))
-    print(f"wrote {MMD.relative_to(ROOT)} and the diagram in README.md")
+    PAGE.write_text(page_with(current(), PAGE.read_text()))
+    print(f"wrote the diagram in {PAGE.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
