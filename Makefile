@@ -24,10 +24,13 @@ node_modules/.installed: package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-# checkov in its own environment: it pins an older boto3 than moto needs.
-.venv-checkov/.installed: tools/checkov/requirements.txt
+# The policy scanners, each in its own environment: checkov pins an older boto3 than moto
+# needs; cloudsplaining 0.9 (with parliament, tools/iam-lint) a newer policy_sentry than checkov.
+.venv-checkov/.installed: tools/checkov/requirements.txt tools/iam-lint/requirements.txt
 	python3 -m venv .venv-checkov
 	.venv-checkov/bin/pip install --quiet --disable-pip-version-check -r tools/checkov/requirements.txt
+	python3 -m venv .venv-iam
+	.venv-iam/bin/pip install --quiet --disable-pip-version-check -r tools/iam-lint/requirements.txt
 	touch $@
 
 setup: .venv/.synced node_modules/.installed
@@ -65,4 +68,4 @@ bench: setup
 	python3 -m pipenv run python bench/synth_bench.py
 
 clean:
-	rm -rf cdktf.out .venv .venv-checkov node_modules
+	rm -rf cdktf.out .venv .venv-checkov .venv-iam node_modules

@@ -60,6 +60,8 @@ class MlflowStack(AddressedStack):
             prefix=s.prefix, region=s.region, vpc_cidr=s.vpc_cidr, azs=s.azs,
             public_cidrs=s.subnet_cidrs("public"), private_cidrs=s.subnet_cidrs("private"),
             database_cidrs=s.subnet_cidrs("database"), nat_count=s.nat_count, names=names,
+            artifact_bucket_name=artifact_bucket, account_id=boot.account_id, partition=boot.partition,
+            reverse_dns_prefix=boot.reverse_dns_prefix,
         ))
 
         sec = Security(self, "security", SecurityProps(
@@ -70,7 +72,7 @@ class MlflowStack(AddressedStack):
             log_group_names=s.log_group_names, metrics_namespace=metrics_namespace,
             flow_log_group_name=s.flow_log_group_name, log_retention_days=s.log_retention_days,
             names=names, private_cidrs=s.subnet_cidrs("private"), database_cidrs=s.subnet_cidrs("database"),
-            alb_internal=not s.alb_internet_facing,
+            alb_internal=not s.alb_internet_facing, dns_suffix=boot.dns_suffix,
         ))
 
         db = Database(self, "database", DatabaseProps(
@@ -86,7 +88,7 @@ class MlflowStack(AddressedStack):
             kms_key_id=sec.kms_key_id, redis_node_type=s.redis_node_type, redis_num_nodes=s.redis_num_nodes,
             redis_uses_deployment_key=s.redis_uses_deployment_key,
             partition=boot.partition, monitoring_interval=s.db_monitoring_interval,
-            region=s.region, account_id=boot.account_id,
+            region=s.region, account_id=boot.account_id, snapshot_suffix=boot.bucket_suffix_hex,
         ))
 
         app = Mlflow(self, "mlflow", MlflowProps(

@@ -30,7 +30,7 @@ from cdktf_cdktf_provider_aws.sns_topic_policy import SnsTopicPolicy
 from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
 from constructs import Construct
 
-from .base import assume_role_policy, element, policy_document
+from .base import assume_role_policy, element, policy_document, service_principal
 from .observability import SLOW_REQUEST_SECONDS
 
 MEMORY_PERCENT = 85  # the HCL deployment's asg_memory_high threshold
@@ -90,7 +90,7 @@ class Alerting(Construct):
             arn=self.topic.arn,
             policy=policy_document(
                 {"Sid": "CloudWatchAlarmsPublish", "Effect": "Allow",
-                 "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                 "Principal": {"Service": service_principal(self, "cloudwatch")},
                  "Action": "sns:Publish", "Resource": self.topic.arn,
                  "Condition": {"StringEquals": {"aws:SourceAccount": p.account_id}}},
                 {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*",
@@ -200,7 +200,7 @@ class Alerting(Construct):
             self, "aws_iam_role.chatbot",
             name=f"{p.prefix}-chatbot",
             description="AWS Chatbot channel role: reads CloudWatch to render alarm notifications",
-            assume_role_policy=assume_role_policy("chatbot.amazonaws.com"),
+            assume_role_policy=assume_role_policy(service_principal(self, "chatbot"), p.account_id),
         )
         IamRolePolicy(
             self, "aws_iam_role_policy.chatbot",

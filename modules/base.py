@@ -173,11 +173,31 @@ def policy_document(*statements: dict[str, Any]) -> str:
 
 
 def assume_role_policy(service: str, source_account: str | None = None) -> str:
-    """Trust policy letting one AWS service assume a role (optionally only for our account)."""
+    """Trust policy letting one AWS service assume a role.
+
+    ``source_account`` limits it to calls on behalf of our account (confused deputy); only EC2,
+    whose instances assume the role themselves, goes without it.
+    """
     statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
     if source_account is not None:
         statement["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
     return policy_document(statement)
+
+
+def service_principal(scope: Construct, service: str) -> str:
+    """Name of an AWS service principal in the stack's partition (``ec2`` -> ``ec2.amazonaws.com``).
+
+    From the provider's ``data.aws_service_principal.<service>`` (computed by the provider, no API
+    call), declared once per stack, so no principal hard-codes ``amazonaws.com``.
+    """
+    from cdktf_cdktf_provider_aws.data_aws_service_principal import DataAwsServicePrincipal
+
+    stack = TerraformStack.of(scope)
+    made: dict[str, str] = stack.__dict__.setdefault("_service_principals", {})
+    if service not in made:
+        name = re.sub(r"[^a-zA-Z0-9_]", "_", service)
+        made[service] = DataAwsServicePrincipal(stack, f"aws_service_principal.{name}", service_name=service).name
+    return made[service]
 
 
 def literal(text: str) -> str:

@@ -50,3 +50,4 @@ class Bootstrap(Construct):
         self.account_id: str = caller.account_id
         self.partition: str = partition.partition
         self.dns_suffix: str = partition.dns_suffix
+        self.reverse_dns_prefix: str = partition.reverse_dns_prefix

@@ -26,7 +26,7 @@ from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAtt
 from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from constructs import Construct
 
-from .base import assume_role_policy
+from .base import assume_role_policy, service_principal
 from .naming import Names
 
 DB_NAME = "mlflow"
@@ -79,6 +79,9 @@ class DatabaseProps:
     """Account of the deployment (for ARNs of its own parameters)."""
     monitoring_interval: int = 60
     """RDS enhanced monitoring (OS metrics) every N seconds; 0 turns it off."""
+    snapshot_suffix: str = ""
+    """Makes the final snapshot's name unique per creation of the environment (random_id.bucket_suffix:
+    new when the environment is recreated, stable across plans, unlike timestamp())."""
 
 
 class Database(Construct):
@@ -111,7 +114,7 @@ class Database(Construct):
                 self, "aws_iam_role.rds_enhanced_monitoring",
                 name=f"{p.prefix}-rds-monitoring",
                 description="RDS enhanced monitoring",
-                assume_role_policy=assume_role_policy("monitoring.rds.amazonaws.com"),
+                assume_role_policy=assume_role_policy(service_principal(self, "monitoring.rds"), p.account_id),
             )
             IamRolePolicyAttachment(
                 self, "aws_iam_role_policy_attachment.rds_enhanced_monitoring",
@@ -165,7 +168,8 @@ class Database(Construct):
             copy_tags_to_snapshot=True,
             deletion_protection=p.deletion_protection,
             skip_final_snapshot=not p.deletion_protection,
-            final_snapshot_identifier=f"{p.prefix}-db-final" if p.deletion_protection else None,
+            final_snapshot_identifier=(f"{p.prefix}-db-final" + (f"-{p.snapshot_suffix}" if p.snapshot_suffix else "")
+                                       if p.deletion_protection else None),
             auto_minor_version_upgrade=True,
             enabled_cloudwatch_logs_exports=_LOG_EXPORTS[p.engine],
             monitoring_interval=p.monitoring_interval,

@@ -74,6 +74,7 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssoci
 from constructs import Construct
 
 from .base import policy_document as _policy
+from .base import service_principal
 from .mlflow_instance import BootstrapInputs, build_bundle, render_user_data
 from .edge import Edge, EdgeProps
 from .naming import Names
@@ -210,7 +211,7 @@ class Mlflow(Construct):
                                force_destroy=not p.deletion_protection)
         log_writer = (
             {"AWS": f"{arn}:iam::{ELB_LOG_ACCOUNTS[p.region]}:root"} if p.region in ELB_LOG_ACCOUNTS
-            else {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
+            else {"Service": service_principal(self, "logdelivery.elasticloadbalancing")}
         )
         logs_policy = S3BucketPolicy(
             self, "aws_s3_bucket_policy.alb_logs",
@@ -220,7 +221,7 @@ class Mlflow(Construct):
                  "Action": "s3:PutObject",
                  "Resource": f"{alb_logs.arn}/alb/AWSLogs/{p.account_id}/*"},
                 {"Sid": "S3WritesArtifactBucketAccessLogs", "Effect": "Allow",
-                 "Principal": {"Service": "logging.s3.amazonaws.com"},
+                 "Principal": {"Service": service_principal(self, "logging.s3")},
                  "Action": "s3:PutObject",
                  "Resource": f"{alb_logs.arn}/s3-access/artifacts/*",
                  "Condition": {"StringEquals": {"aws:SourceAccount": p.account_id},

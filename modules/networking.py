@@ -20,7 +20,7 @@ from cdktf_cdktf_provider_aws.vpc import Vpc
 from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint
 from constructs import Construct
 
-from .base import element, indexed, splat
+from .base import element, indexed, policy_document, splat
 from .naming import Names
 from .sg_rules import Rule, add_rules
 
@@ -40,6 +40,27 @@ class NetworkingProps:
     """1 (single NAT) or len(azs) (one per AZ)."""
     names: Names
     """Name and description of the endpoint security group, and its rule style."""
+    artifact_bucket_name: str = "mlflow-dev-artifacts"
+    """The deployment's bucket the instances use through the S3 endpoint."""
+    account_id: str = ""
+    partition: str = "aws"
+    reverse_dns_prefix: str = "com.amazonaws"
+    """Of the partition: endpoint service names are <prefix>.<region>.<service>."""
+
+
+# What the instances may reach through the S3 gateway endpoint, besides their artifact bucket:
+# Amazon Linux 2023's package repositories (dnf at boot: python3.11, nginx, the CloudWatch
+# agent, rsyslog), served from this regional bucket (AL2023 user guide, "managing repositories";
+# the same ARN is in AWS's MGN and EKS endpoint-policy guidance). The SSM agent ships in the AMI.
+def al2023_repository_bucket(region: str) -> str:
+    return f"al2023-repos-{region}-de612dc2"
+
+
+# The instance role's S3 actions on the artifact bucket (modules/security.py), and no more.
+ARTIFACT_BUCKET_ACTIONS = (
+    "s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads", "s3:GetObject", "s3:PutObject",
+    "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
+)
 
 
 class Networking(Construct):
@@ -114,13 +135,24 @@ class Networking(Construct):
         )
         RouteTableAssociation(self, "aws_route_table_association.database", count=n, subnet_id=indexed(database, "id"), route_table_id=database_rt.id)
 
-        # S3 without the NAT: gateway endpoint on the private route tables.
+        # S3 without the NAT: gateway endpoint on the private route tables. Its policy is a data
+        # perimeter: from the private subnets, S3 serves only the artifact bucket (to our account's
+        # principals) and the AL2023 repositories (anonymous dnf reads).
+        bucket_arn = f"arn:{p.partition}:s3:::{p.artifact_bucket_name}"
         VpcEndpoint(
             self, "aws_vpc_endpoint.s3",
             vpc_id=self.vpc.id,
-            service_name=f"com.amazonaws.{p.region}.s3",
+            service_name=f"{p.reverse_dns_prefix}.{p.region}.s3",
             vpc_endpoint_type="Gateway",
             route_table_ids=splat(private_rt, "id"),
+            policy=policy_document(
+                {"Sid": "DeploymentArtifactBucket", "Effect": "Allow", "Principal": "*",
+                 "Action": list(ARTIFACT_BUCKET_ACTIONS), "Resource": [bucket_arn, f"{bucket_arn}/*"],
+                 "Condition": {"StringEquals": {"aws:PrincipalAccount": p.account_id}}},
+                {"Sid": "AmazonLinuxRepositories", "Effect": "Allow", "Principal": "*",
+                 "Action": "s3:GetObject",
+                 "Resource": f"arn:{p.partition}:s3:::{al2023_repository_bucket(p.region)}/*"},
+            ),
             tags={"Name": f"{p.prefix}-s3"},
         )
         endpoint_sg = SecurityGroup(
@@ -136,7 +168,7 @@ class Networking(Construct):
         VpcEndpoint(
             self, "aws_vpc_endpoint.ec2",
             vpc_id=self.vpc.id,
-            service_name=f"com.amazonaws.{p.region}.ec2",
+            service_name=f"{p.reverse_dns_prefix}.{p.region}.ec2",
             vpc_endpoint_type="Interface",
             private_dns_enabled=True,
             subnet_ids=splat(private, "id"),

@@ -1,6 +1,7 @@
 """Provider configuration: real AWS by default, an AWS emulator when settings ask."""
 from __future__ import annotations
 
+from cdktf import TerraformStack
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
 from cdktf_cdktf_provider_random.provider import RandomProvider
 from constructs import Construct
@@ -8,6 +9,8 @@ from constructs import Construct
 from .settings import Settings
 
 AWS_PROVIDER_VERSION = "5.100.0"
+# Ephemeral resources (1.10) and write-only arguments (1.11) need at least this Terraform.
+TERRAFORM_REQUIRED_VERSION = ">= 1.11"
 
 # Every service the stack calls, by the provider's endpoint names.
 EMULATED_SERVICES = (
@@ -17,7 +20,12 @@ EMULATED_SERVICES = (
 
 
 def configure_providers(scope: Construct, settings: Settings) -> None:
-    """hashicorp/aws (with the settings' tags as default_tags) and hashicorp/random."""
+    """hashicorp/aws (with the settings' tags as default_tags) and hashicorp/random.
+
+    Their versions are exact: the bindings' own (aws 5.100.0; random as the Pipfile's
+    cdktf-cdktf-provider-random), written into ``terraform.required_providers`` by cdktf.
+    """
+    TerraformStack.of(scope).add_override("terraform.required_version", TERRAFORM_REQUIRED_VERSION)
     _aws(scope, "aws", settings, settings.region)
     RandomProvider(scope, "random")
 

@@ -19,7 +19,7 @@ from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
-from .base import assume_role_policy
+from .base import assume_role_policy, service_principal
 from .base import policy_document as _policy
 from .mlflow_instance import BUNDLE_PREFIX
 from .naming import Names
@@ -60,6 +60,17 @@ class SecurityProps:
     """Log group of the VPC flow logs (encrypted with the deployment key)."""
     log_retention_days: int = 30
     """Retention of the VPC flow log group."""
+    dns_suffix: str = "amazonaws.com"
+    """DNS suffix of the partition (regional service names in key policy conditions)."""
+
+# What the SSM agent needs for Session Manager shells and port forwarding, and nothing else:
+# AWS's "custom IAM instance profile for Session Manager" (Systems Manager user guide,
+# getting-started-create-iam-instance-profile.html); ec2messages is for Run Command, not sessions.
+SESSION_MANAGER_ACTIONS = (
+    "ssm:UpdateInstanceInformation",
+    "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
+)
 
 
 class Security(Construct):
@@ -116,8 +127,12 @@ class Security(Construct):
             add_rules(self, sg, rules, inline=inline)
 
         # --- KMS ------------------------------------------------------------
+        # A service-linked role's path is autoscaling.amazonaws.com in every partition.
         asg_role = f"{arn}:iam::{p.account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
-        log_group_arn_pattern = f"{arn}:logs:{p.region}:{p.account_id}:log-group:*"
+        # Every log group of the stack encrypted with this key, by its exact ARN (the encryption
+        # context CloudWatch Logs sends): the instances' three, the flow logs, the Redis slow log.
+        encrypted_log_groups = [*p.log_group_names.values(), p.flow_log_group_name, p.names.redis_slow_log_group]
+        log_group_arns = [f"{arn}:logs:{p.region}:{p.account_id}:log-group:{n}" for n in encrypted_log_groups]
         key_policy = _policy(
             {
                 "Sid": "AccountAdministersKeyThroughIam",
@@ -127,17 +142,22 @@ class Security(Construct):
                 "Resource": "*",  # in a key policy "*" means this key
             },
             {
-                "Sid": "CloudWatchLogsEncryptsThisAccountsLogGroups",
+                "Sid": "CloudWatchLogsEncryptsThisDeploymentsLogGroups",
                 "Effect": "Allow",
-                "Principal": {"Service": f"logs.{p.region}.amazonaws.com"},
-                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                "Principal": {"Service": f"logs.{p.region}.{p.dns_suffix}"},
+                # No kms:Describe*: DescribeKey carries no encryption context, so under this condition
+                # it never matched. StringEquals: the context value is a string, exactly the ARN.
+                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
                 "Resource": "*",
-                "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_group_arn_pattern}},
+                "Condition": {"StringEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arns}},
             },
+            # Publishers to an SSE-KMS topic need the key, not SNS itself (SNS developer guide,
+            # sns-key-management.html, "compatibility with AWS services"): alarms publish as
+            # cloudwatch.amazonaws.com, Auto Scaling notifications as its service-linked role (below).
             {
-                "Sid": "AlarmsAndSnsPublishToEncryptedTopic",
+                "Sid": "AlarmsPublishToEncryptedTopic",
                 "Effect": "Allow",
-                "Principal": {"Service": ["cloudwatch.amazonaws.com", "sns.amazonaws.com"]},
+                "Principal": {"Service": service_principal(self, "cloudwatch")},
                 "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
                 "Resource": "*",
                 "Condition": {"StringEquals": {"aws:SourceAccount": p.account_id}},
@@ -186,7 +206,7 @@ class Security(Construct):
             self, "aws_iam_role.vpc_flow_logs",
             name=f"{p.prefix}-vpc-flow-logs",
             description="VPC flow logs delivery to CloudWatch Logs",
-            assume_role_policy=assume_role_policy("vpc-flow-logs.amazonaws.com", p.account_id),
+            assume_role_policy=assume_role_policy(service_principal(self, "vpc-flow-logs"), p.account_id),
         )
         IamRolePolicy(
             self, "aws_iam_role_policy.vpc_flow_logs",
@@ -213,7 +233,7 @@ class Security(Construct):
         self.role = IamRole(
             self, "aws_iam_role.mlflow_instance_role",
             **p.names.instance_role.kwargs(),
-            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+            assume_role_policy=assume_role_policy(service_principal(self, "ec2")),
             tags={"Name": f"{p.prefix}-instance"},
         )
         bucket_arn = f"{arn}:s3:::{p.artifact_bucket_name}"
@@ -248,10 +268,14 @@ class Security(Construct):
                  "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
                  "Resource": [param_arn, f"{param_arn}/*"]},
             ),
+            # The instances use the key only through SSM (SecureString reads) and S3 (SSE-KMS
+            # artifacts); EBS goes through Auto Scaling's role, CloudWatch Logs encrypts server-side.
             "mlflow_kms_policy": _policy(
-                {"Sid": "UseDeploymentKey", "Effect": "Allow",
-                 "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
-                 "Resource": self.kms_key.arn},
+                {"Sid": "UseDeploymentKeyThroughSsmAndS3", "Effect": "Allow",
+                 "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                 "Resource": self.kms_key.arn,
+                 "Condition": {"StringEquals": {"kms:ViaService": [
+                     f"ssm.{p.region}.{p.dns_suffix}", f"s3.{p.region}.{p.dns_suffix}"]}}},
             ),
         }
         self.policy_arns: dict[str, str] = {}
@@ -259,11 +283,28 @@ class Security(Construct):
             policy = IamPolicy(self, f"aws_iam_policy.{name}", **p.names.instance_policies[name].kwargs(), policy=document)
             IamRolePolicyAttachment(self, f"aws_iam_role_policy_attachment.{name}_attachment", role=self.role.name, policy_arn=policy.arn)
             self.policy_arns[name] = policy.arn
-        # Session Manager shell access instead of open SSH.
+        # Session Manager shells instead of open SSH. Our own policy, not AmazonSSMManagedInstanceCore:
+        # that one reads every parameter in the account (ssm:GetParameter* on *). The attachment keeps
+        # its address (adopted deployments' managed-policy attachment is moved there).
+        session_policy = IamPolicy(
+            self, "aws_iam_policy.mlflow_session_manager_policy",
+            **(dict(name_prefix=f"{p.prefix}-mlflow-session-manager") if p.names.profile == "hcl"
+               else dict(name=f"{p.prefix}-session-manager")),
+            description="Session Manager: the SSM agent's sessions only",
+            policy=_policy(
+                {"Sid": "RegisterThisAccountsInstances", "Effect": "Allow",
+                 "Action": SESSION_MANAGER_ACTIONS[0],
+                 "Resource": f"{arn}:ec2:{p.region}:{p.account_id}:instance/*"},
+                # The ssmmessages actions have no resource type: "*" is the only resource they take.
+                {"Sid": "SessionChannels", "Effect": "Allow", "Action": list(SESSION_MANAGER_ACTIONS[1:]),
+                 "Resource": "*"},
+            ),
+        )
         IamRolePolicyAttachment(
             self, "aws_iam_role_policy_attachment.mlflow_ssm_managed_policy",
             role=self.role.name,
-            policy_arn=f"{arn}:iam::aws:policy/AmazonSSMManagedInstanceCore",
+            policy_arn=session_policy.arn,
+            lifecycle={"create_before_destroy": True},  # sessions never lack a policy while it moves
         )
         profile = IamInstanceProfile(
             self, "aws_iam_instance_profile.mlflow_instance_profile", **p.names.instance_profile.kwargs(),

@@ -360,7 +360,7 @@ def test_chat_alerts_through_chatbot_in_its_region(chat, rtype):
     assert conf["guardrail_policy_arns"] == ["arn:${data.aws_partition.current.partition}:iam::aws:policy/CloudWatchReadOnlyAccess"]
     assert conf["user_authorization_required"] is True
     trust = json.loads(res(stack, "aws_iam_role.chatbot")["assume_role_policy"])
-    assert trust["Statement"][0]["Principal"] == {"Service": "chatbot.amazonaws.com"}
+    assert trust["Statement"][0]["Principal"] == {"Service": "${data.aws_service_principal.chatbot.name}"}
     actions = json.loads(res(stack, "aws_iam_role_policy.chatbot")["policy"])["Statement"][0]["Action"]
     assert all(re.fullmatch(r"cloudwatch:(Describe|Get|List)\*", a) for a in actions)
     assert not any("lambda" in t for t in stack["resource"])
