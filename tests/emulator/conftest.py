@@ -26,7 +26,8 @@ from tests.support import PLUGIN_MIRROR  # noqa: E402
 
 # Moto settings of the tier (environment of the server process):
 MOTO_ENV = {
-    # AttachRolePolicy of the AWS managed AmazonSSMManagedInstanceCore needs
+    # AttachRolePolicy of AWS managed policies (AmazonRDSEnhancedMonitoringRole; the HCL
+    # fixture's AmazonSSMManagedInstanceCore) needs
     # moto's copy of the AWS managed policies (off by default in moto).
     "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
     # Stricter than moto's default, like AWS: an instance needs an AMI that
