@@ -7,7 +7,7 @@ each address of that deployment (``module.networking.aws_subnet.public[0]``,
 not: Terraform forgets those without destroying them. The first plan after the
 switch then shows moves and nothing to destroy. The table below is that
 deployment's address list (tests/spec/hcl-deployment-addresses.tsv) mapped
-one by one; README lists the reasons for every ``removed`` entry.
+one by one; docs/adoption.md lists what moves, what is replaced and what is forgotten, and why.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modules.settings import Settings, SettingsError, load_settings
-from tests.support import run_main
+from tests.support import ROOT, run_main
 
 
 def error_of(**overrides) -> str:
@@ -87,6 +87,28 @@ def test_main_stops_with_one_paragraph_and_writes_nothing(tmp_path, text, field)
     assert field in proc.stderr and "Traceback" not in proc.stderr and "jsii" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "cdktf.out").exists()
+
+
+def test_main_refuses_unreadable_settings_files_in_one_line(tmp_path):
+    settings = tmp_path / "settings"
+    (settings / "dir.toml").mkdir(parents=True)
+    proc = run_main(tmp_path)
+    assert proc.returncode == 2 and "is a directory" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    (settings / "dir.toml").rmdir()
+    (settings / "latin1.toml").write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
+    proc = run_main(tmp_path)
+    assert proc.returncode == 2 and "not UTF-8" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "cdktf.out").exists()
+
+
+def test_synthesized_json_does_not_depend_on_where_the_project_lives(tmp_path, default):
+    """The local state path is relative to the stack folder: the project root, wherever it is."""
+    assert default["terraform"]["backend"] == {"local": {"path": "../../../terraform.mlflow-dev.tfstate"}}
+    proc = run_main(tmp_path)
+    text = (tmp_path / "cdktf.out" / "stacks" / "mlflow-dev" / "cdk.tf.json").read_text()
+    assert str(tmp_path) not in text and str(ROOT) not in text
+    assert "synthesized cdktf.out/stacks/mlflow-dev/cdk.tf.json from the built-in defaults" in proc.stdout
 
 
 def test_main_with_no_settings_file_synthesizes_the_default_stack(tmp_path):
