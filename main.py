@@ -84,8 +84,8 @@ class MlflowStack(AddressedStack):
             deletion_protection=s.deletion_protection, password_version=s.db_password_version,
             keep_deployed_password=s.keep_deployed_db_password,
             subnet_ids=net.database_subnet_ids, database_security_group_id=sec.database_security_group_id,
-            cache_security_group_id=sec.cache_security_group_id, kms_key_arn=sec.kms_key_arn,
-            kms_key_id=sec.kms_key_id, redis_node_type=s.redis_node_type, redis_num_nodes=s.redis_num_nodes,
+            cache_security_group_id=sec.cache_security_group_id, kms_key=sec.kms_key,
+            redis_node_type=s.redis_node_type, redis_num_nodes=s.redis_num_nodes,
             redis_uses_deployment_key=s.redis_uses_deployment_key,
             partition=boot.partition, monitoring_interval=s.db_monitoring_interval,
             region=s.region, account_id=boot.account_id, snapshot_suffix=boot.bucket_suffix_hex,
@@ -95,7 +95,7 @@ class MlflowStack(AddressedStack):
             prefix=s.prefix, names=names, region=s.region, account_id=boot.account_id, partition=boot.partition,
             vpc_id=net.vpc_id, public_subnet_ids=net.public_subnet_ids, private_subnet_ids=net.private_subnet_ids,
             alb_security_group_id=sec.alb_security_group_id, app_security_group_id=sec.app_security_group_id,
-            instance_profile_arn=sec.instance_profile_arn, kms_key_arn=sec.kms_key_arn, key_name=boot.key_name,
+            instance_profile_arn=sec.instance_profile_arn, kms_key=sec.kms_key, key_name=boot.key_name,
             artifact_bucket_name=artifact_bucket, alb_logs_bucket_name=alb_logs_bucket,
             ssm_prefix=s.ssm_prefix, log_group_names=s.log_group_names, log_retention_days=s.log_retention_days,
             metrics_namespace=metrics_namespace, instance_type=s.instance_type,
@@ -103,7 +103,7 @@ class MlflowStack(AddressedStack):
             mlflow_version=s.mlflow_version, mlflow_workers=s.mlflow_workers, db_engine=s.db_engine,
             certificate_arn=s.certificate_arn, deletion_protection=s.deletion_protection, tags=s.all_tags,
             alb_internet_facing=s.alb_internet_facing, domain_name=s.domain_name, route53_zone_id=s.route53_zone_id,
-            kms_key_id=sec.kms_key_id, waf=s.waf, auth=s.mlflow_auth, auth_secrets_version=s.mlflow_auth_secrets_version,
+            waf=s.waf, auth=s.mlflow_auth, auth_secrets_version=s.mlflow_auth_secrets_version,
             scaling=ScalingProps(
                 requests_per_target=s.scaling_requests_per_target, cpu_percent=s.scaling_cpu_percent,
                 instance_warmup_seconds=s.instance_warmup_seconds,
@@ -120,7 +120,7 @@ class MlflowStack(AddressedStack):
             chat = ChatProps(platform=c.platform, channel_id=c.channel_id, team_id=c.team_id, tenant_id=c.tenant_id,
                              provider=chatbot_provider(self, s, c.region))
         alerts = Alerting(self, "alerting", AlertingProps(
-            prefix=s.prefix, account_id=boot.account_id, kms_key_id=sec.kms_key_id,
+            prefix=s.prefix, account_id=boot.account_id, kms_key_id=sec.kms_key.key_id,
             alert_emails=s.alert_emails, asg_name=app.asg_name, alb_arn_suffix=app.alb_arn_suffix,
             target_group_arn_suffix=app.target_group_arn_suffix, db_instance_id=db.db_instance_id,
             metrics_namespace=metrics_namespace, asg_min_size=s.asg_min_size, asg_max_size=s.asg_max_size,
@@ -128,7 +128,7 @@ class MlflowStack(AddressedStack):
             partition=boot.partition, chat=chat,
         ))
         obs = Observability(self, "observability", ObservabilityProps(
-            prefix=s.prefix, region=s.region, names=names, kms_key_arn=sec.kms_key_arn,
+            prefix=s.prefix, region=s.region, names=names, kms_key_arn=sec.kms_key.arn,
             log_retention_days=s.log_retention_days, metrics_namespace=metrics_namespace,
             asg_name=app.asg_name, asg_min_size=s.asg_min_size, asg_max_size=s.asg_max_size,
             alb_arn_suffix=app.alb_arn_suffix, target_group_arn_suffix=app.target_group_arn_suffix,

@@ -10,6 +10,7 @@ Two elements with the same address, or a name changed behind our back with
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 import re
 from typing import Any, Sequence
 
@@ -165,6 +166,16 @@ def indexed(resource: TerraformResource, attribute: str, index: int | str = "cou
 def element(values: Sequence[str], index: str = "count.index") -> str:
     """``element(["a", "b"], count.index)``: the value of one counted instance."""
     return "${element(%s, %s)}" % (json.dumps([literal(v) for v in values]), index)
+
+
+@dataclass(frozen=True)
+class KmsKeyRef:
+    """One KMS key as the props of the modules take it (``Security.kms_key``)."""
+
+    arn: str
+    """The key's ARN (encryption settings that take an ARN: S3, EBS, RDS, log groups)."""
+    key_id: str
+    """The key's id (settings that take a key id: SSM SecureStrings, SNS)."""
 
 
 def policy_document(*statements: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAtt
 from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from constructs import Construct
 
-from .base import assume_role_policy, service_principal
+from .base import KmsKeyRef, assume_role_policy, service_principal
 from .naming import Names
 
 DB_NAME = "mlflow"
@@ -65,8 +65,8 @@ class DatabaseProps:
     """Database-tier subnets (RDS and Redis)."""
     database_security_group_id: str
     cache_security_group_id: str
-    kms_key_arn: str
-    kms_key_id: str
+    kms_key: KmsKeyRef
+    """The deployment key (RDS storage and Performance Insights, Redis at rest, the SSM password)."""
     redis_node_type: str
     redis_num_nodes: int
     redis_uses_deployment_key: bool
@@ -153,7 +153,7 @@ class Database(Construct):
             max_allocated_storage=p.max_allocated_storage_gb,
             storage_type="gp3",
             storage_encrypted=True,
-            kms_key_id=p.kms_key_arn,
+            kms_key_id=p.kms_key.arn,
             db_name=DB_NAME,
             username=DB_USERNAME,
             password_wo=write_password.get("value_wo"),
@@ -176,7 +176,7 @@ class Database(Construct):
             monitoring_role_arn=monitoring_role.arn if monitoring_role else None,
             # Free 7-day tier; RDS MySQL on small burstable classes does not offer it.
             performance_insights_enabled=p.engine == "postgres",
-            performance_insights_kms_key_id=p.kms_key_arn if p.engine == "postgres" else None,
+            performance_insights_kms_key_id=p.kms_key.arn if p.engine == "postgres" else None,
             performance_insights_retention_period=7 if p.engine == "postgres" else None,
             tags={"Name": f"{p.prefix}-db"},
             lifecycle={"ignore_changes": ignored} if ignored else None,
@@ -210,7 +210,7 @@ class Database(Construct):
             parameter_group_name=cache_params.name,
             security_group_ids=[p.cache_security_group_id],
             at_rest_encryption_enabled="true",
-            kms_key_id=p.kms_key_arn if p.redis_uses_deployment_key else None,
+            kms_key_id=p.kms_key.arn if p.redis_uses_deployment_key else None,
             transit_encryption_enabled=True,
             snapshot_retention_limit=1,
             auto_minor_version_upgrade="true",
@@ -232,7 +232,7 @@ class Database(Construct):
             name=p.names.ssm["db/password"],
             description="MLflow database master password",
             type="SecureString",
-            key_id=p.kms_key_id,
+            key_id=p.kms_key.key_id,
             **ssm_password,
         )
         parameter("cache_endpoint", "cache/endpoint", self.redis.primary_endpoint_address)

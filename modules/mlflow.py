@@ -74,7 +74,7 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssoci
 from constructs import Construct
 
 from .base import policy_document as _policy
-from .base import service_principal
+from .base import KmsKeyRef, service_principal
 from .mlflow_instance import BootstrapInputs, build_bundle, render_user_data
 from .edge import Edge, EdgeProps
 from .naming import Names
@@ -122,53 +122,83 @@ class ScalingProps:
 
 @dataclass(frozen=True)
 class MlflowProps:
+    """What the MLflow service needs; fields without a default are required."""
+
     prefix: str
+    """``name-environment``: prefix of the load balancer, target group, WAF, policies and Name tags."""
     names: Names
-    """Auto Scaling group and launch template names, SSM parameter names."""
+    """Auto Scaling group and launch template names, SSM parameter names, artifacts prefix (naming profile)."""
     region: str
+    """AWS region of the deployment (ALB log delivery account, user data, bootstrap bundle)."""
     account_id: str
+    """Account of the deployment (bucket policy resources and conditions)."""
     partition: str
+    """ARN partition (``aws``, ``aws-us-gov``, ...)."""
     vpc_id: str
+    """VPC of the target group."""
     public_subnet_ids: list[str]
+    """Subnets of an internet-facing load balancer."""
     private_subnet_ids: list[str]
+    """Subnets of the instances, and of an internal load balancer."""
     alb_security_group_id: str
+    """Security group of the load balancer (``Security.alb_security_group_id``)."""
     app_security_group_id: str
+    """Security group of the instances (``Security.app_security_group_id``)."""
     instance_profile_arn: str
-    kms_key_arn: str
+    """Instance profile of the launch template (``Security.instance_profile_arn``)."""
+    kms_key: KmsKeyRef
+    """The deployment key (``Security.kms_key``): artifact bucket, bootstrap bundle, EBS volumes,
+    log groups (by ARN), SSM SecureStrings (by key id)."""
     key_name: str
+    """EC2 key pair of the instances (``Bootstrap.key_name``; SSH only where ssh_allowed_cidrs allow it)."""
     artifact_bucket_name: str
+    """Exact name of the artifact bucket."""
     alb_logs_bucket_name: str
+    """Exact name of the bucket of ALB and S3 access logs."""
     ssm_prefix: str
+    """Parameter Store path the instances read their configuration from (``/name/env``)."""
     log_group_names: dict[str, str]
+    """Log group names of the instances by key: ``mlflow``, ``nginx``, ``system``."""
     log_retention_days: int
+    """Retention of the log groups; access logs are kept this long, at least 30 days."""
     metrics_namespace: str
+    """CloudWatch namespace the instances put their metrics into."""
     instance_type: str
+    """EC2 instance type; a Graviton type (``t4g``, ``m7g``, ...) selects the arm64 AMI."""
     min_size: int
+    """Least number of instances of the Auto Scaling group."""
     desired_capacity: int
+    """Initial number of instances; then target tracking owns it (Terraform ignores later changes)."""
     max_size: int
+    """Greatest number of instances of the Auto Scaling group."""
     mlflow_version: str
+    """MLflow version the instances install (a new one rolls the group)."""
     mlflow_workers: int
+    """MLflow server worker processes per instance."""
     db_engine: str
+    """``mysql`` or ``postgres``: the database driver the instances install."""
     certificate_arn: Optional[str]
-    """A certificate you bring for the HTTPS listener (default none)."""
+    """A certificate you bring for the HTTPS listener; None = none (an ACM certificate is requested when
+    domain_name and route53_zone_id are given, else HTTP only)."""
     deletion_protection: bool
+    """Deletion protection of the load balancer; without it destroy empties and deletes the buckets."""
     alb_internet_facing: bool = False
     """Load balancer in the public subnets, reachable from the internet (default: internal)."""
     domain_name: Optional[str] = None
-    """DNS name of MLflow; with route53_zone_id a validated ACM certificate and an alias record."""
+    """DNS name of MLflow; with route53_zone_id a validated ACM certificate and an alias record
+    (default: none, the load balancer's DNS name)."""
     route53_zone_id: Optional[str] = None
+    """Hosted zone of domain_name for the certificate validation and alias records (default: none)."""
     tags: dict[str, str] = field(default_factory=dict)
-    """Tags of launched instances and volumes (provider default_tags do not reach them)."""
-    kms_key_id: Optional[str] = None
-    """Key id of the deployment key for SSM SecureStrings (as the database's); default kms_key_arn."""
+    """Tags of launched instances and volumes (provider default_tags do not reach them; default none)."""
     waf: bool = False
-    """AWS WAF with AWS managed rules on the ALB."""
+    """AWS WAF with AWS managed rules on the ALB (default off)."""
     auth: bool = True
-    """MLflow basic auth (docs/auth.md): admin password and Flask secret key in SSM."""
+    """MLflow basic auth (docs/auth.md): admin password and Flask secret key in SSM (default on)."""
     auth_secrets_version: int = 1
-    """Bump to generate new auth secrets (admin password and Flask secret key) in SSM."""
+    """Bump to generate new auth secrets (admin password and Flask secret key) in SSM (default 1)."""
     scaling: ScalingProps = field(kw_only=True)
-    """Target tracking, warmup, health-check grace and deregistration delay."""
+    """Target tracking, warmup, health-check grace and deregistration delay (required, keyword only)."""
 
 
 class Mlflow(Construct):
@@ -176,12 +206,33 @@ class Mlflow(Construct):
 
     def __init__(self, scope: Construct, id: str, props: MlflowProps):
         super().__init__(scope, id)
-        p = props
-        arn = f"arn:{p.partition}"
+        self._artifact_bucket(props)
+        self._access_log_bucket(props)
+        self._log_groups(props)
+        self._load_balancer(props)
+        self._boot_parameters(props)
+        self._bootstrap_bundle(props)
+        self._launch_template(props)
+        self._auto_scaling_group(props)
+        self._demand_scaling(props)
 
-        # --- storage ----------------------------------------------------------
-        artifacts = self._bucket("mlflow_artifacts", p.artifact_bucket_name, kms_key_arn=p.kms_key_arn,
-                                 force_destroy=not p.deletion_protection)
+        # Typed outputs.
+        self.alb_dns_name: str = self.alb.dns_name
+        self.alb_arn: str = self.alb.arn
+        self.alb_arn_suffix: str = self.alb.arn_suffix
+        self.target_group_arn: str = self.target_group.arn
+        self.target_group_arn_suffix: str = self.target_group.arn_suffix
+        self.asg_name: str = self.asg.name
+        self.artifact_bucket: str = self._artifacts.bucket
+        self.artifact_bucket_arn: str = self._artifacts.arn
+        self.alb_logs_bucket: str = self._alb_logs.bucket
+        self.tracking_url: str = self.edge.tracking_url
+
+    def _artifact_bucket(self, p: MlflowProps) -> None:
+        """The artifact bucket: versioned, SSE-KMS with the deployment key, TLS only."""
+        self._artifacts = artifacts = self._bucket(
+            "mlflow_artifacts", p.artifact_bucket_name, kms_key_arn=p.kms_key.arn,
+            force_destroy=not p.deletion_protection)
         S3BucketVersioningA(
             self, "aws_s3_bucket_versioning.mlflow_artifacts",
             bucket=artifacts.id,
@@ -206,14 +257,19 @@ class Mlflow(Construct):
             policy=_policy(_deny_insecure_transport(artifacts.arn)),
         )
 
-        # ALB access logs cannot be encrypted with a customer managed key: SSE-S3.
-        alb_logs = self._bucket("alb_logs", p.alb_logs_bucket_name, kms_key_arn=None,
-                               force_destroy=not p.deletion_protection)
+    def _access_log_bucket(self, p: MlflowProps) -> None:
+        """The bucket of the load balancer's and the artifact bucket's access logs.
+
+        ALB access logs cannot be encrypted with a customer managed key: SSE-S3."""
+        arn = f"arn:{p.partition}"
+        artifacts = self._artifacts
+        self._alb_logs = alb_logs = self._bucket("alb_logs", p.alb_logs_bucket_name, kms_key_arn=None,
+                                                 force_destroy=not p.deletion_protection)
         log_writer = (
             {"AWS": f"{arn}:iam::{ELB_LOG_ACCOUNTS[p.region]}:root"} if p.region in ELB_LOG_ACCOUNTS
             else {"Service": service_principal(self, "logdelivery.elasticloadbalancing")}
         )
-        logs_policy = S3BucketPolicy(
+        self._alb_logs_policy = logs_policy = S3BucketPolicy(
             self, "aws_s3_bucket_policy.alb_logs",
             bucket=alb_logs.id,
             policy=_policy(
@@ -250,18 +306,20 @@ class Mlflow(Construct):
             )],
         )
 
-        # --- logs -------------------------------------------------------------
+    def _log_groups(self, p: MlflowProps) -> None:
+        """The instances' CloudWatch log groups (mlflow, nginx, system), encrypted with the deployment key."""
         self.log_group_arns: dict[str, str] = {}
         for key, name in p.log_group_names.items():
             group = CloudwatchLogGroup(
                 self, f"aws_cloudwatch_log_group.{key}",
                 name=name,
                 retention_in_days=p.log_retention_days,
-                kms_key_id=p.kms_key_arn,
+                kms_key_id=p.kms_key.arn,
             )
             self.log_group_arns[key] = group.arn
 
-        # --- load balancer ----------------------------------------------------
+    def _load_balancer(self, p: MlflowProps) -> None:
+        """The load balancer, its target group, the optional WAF, and the edge (listeners, certificate, DNS)."""
         self.alb = Lb(
             self, "aws_lb.mlflow",
             name=f"{p.prefix}-alb",
@@ -272,9 +330,9 @@ class Mlflow(Construct):
             drop_invalid_header_fields=True,
             enable_deletion_protection=p.deletion_protection,
             idle_timeout=300,
-            access_logs=LbAccessLogs(bucket=alb_logs.id, prefix="alb", enabled=True),
+            access_logs=LbAccessLogs(bucket=self._alb_logs.id, prefix="alb", enabled=True),
             tags={"Name": f"{p.prefix}-alb"},
-            depends_on=[logs_policy],  # ELB checks it may write the bucket when logging is turned on
+            depends_on=[self._alb_logs_policy],  # ELB checks it may write the bucket when logging is turned on
         )
         self.target_group = LbTargetGroup(
             self, "aws_lb_target_group.mlflow",
@@ -299,10 +357,11 @@ class Mlflow(Construct):
             domain_name=p.domain_name, route53_zone_id=p.route53_zone_id,
         ))
 
-        # --- boot-time configuration the instances read from SSM ---------------
+    def _boot_parameters(self, p: MlflowProps) -> None:
+        """Boot-time configuration the instances read from SSM: bucket, host names, auth secrets."""
         SsmParameter(
             self, "aws_ssm_parameter.artifact_bucket",
-            name=p.names.ssm["mlflow/artifact_bucket"], type="String", value=artifacts.bucket,
+            name=p.names.ssm["mlflow/artifact_bucket"], type="String", value=self._artifacts.bucket,
             description="MLflow artifact bucket",
         )
         SsmParameter(
@@ -330,12 +389,13 @@ class Mlflow(Construct):
                     name=p.names.ssm[f"mlflow/{key}"],
                     description=description,
                     type="SecureString",
-                    key_id=p.kms_key_id or p.kms_key_arn,
+                    key_id=p.kms_key.key_id,
                     value_wo=f"${{{secret}.random_password}}",
                     value_wo_version=p.auth_secrets_version,
                 )
 
-        # --- compute ----------------------------------------------------------
+    def _bootstrap_bundle(self, p: MlflowProps) -> None:
+        """The instances' bootstrap bundle (modules/mlflow_instance), an object of the artifact bucket."""
         self.bootstrap = build_bundle(BootstrapInputs(
             region=p.region,
             ssm_prefix=p.ssm_prefix,
@@ -354,13 +414,16 @@ class Mlflow(Construct):
             rewrite_legacy_artifact_uris=p.names.rewrite_legacy_artifact_uris,
         ))
         # The bundle the user data fetches and checks (content-addressed key, sha256 in the user data).
-        bundle = S3Object(
+        self._bundle = S3Object(
             self, "aws_s3_object.bootstrap_bundle",
-            bucket=artifacts.id, key=self.bootstrap.key,
+            bucket=self._artifacts.id, key=self.bootstrap.key,
             content_base64=base64.b64encode(self.bootstrap.data).decode(), content_type="application/gzip",
-            server_side_encryption="aws:kms", kms_key_id=p.kms_key_arn,
+            server_side_encryption="aws:kms", kms_key_id=p.kms_key.arn,
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
+
+    def _launch_template(self, p: MlflowProps) -> None:
+        """The instances: AMI, type, profile, IMDSv2, encrypted root volume, user data fetching the bundle."""
         instance_tags = {**p.tags, "Name": f"{p.prefix}-mlflow"}
         self.launch_template = LaunchTemplate(
             self, "aws_launch_template.mlflow",
@@ -379,18 +442,21 @@ class Mlflow(Construct):
             block_device_mappings=[LaunchTemplateBlockDeviceMappings(
                 device_name="/dev/xvda",
                 ebs=LaunchTemplateBlockDeviceMappingsEbs(
-                    volume_size=30, volume_type="gp3", encrypted="true", kms_key_id=p.kms_key_arn,
+                    volume_size=30, volume_type="gp3", encrypted="true", kms_key_id=p.kms_key.arn,
                     delete_on_termination="true",
                 ),
             )],
-            user_data=_user_data(artifacts.bucket, self.bootstrap.key, self.bootstrap.sha256, p.region),
-            depends_on=[bundle],  # no instance boots before its bundle is there
+            user_data=_user_data(self._artifacts.bucket, self.bootstrap.key, self.bootstrap.sha256, p.region),
+            depends_on=[self._bundle],  # no instance boots before its bundle is there
             update_default_version=True,
             tag_specifications=[
                 LaunchTemplateTagSpecifications(resource_type="instance", tags=instance_tags),
                 LaunchTemplateTagSpecifications(resource_type="volume", tags=instance_tags),
             ],
         )
+
+    def _auto_scaling_group(self, p: MlflowProps) -> None:
+        """The group behind the target group, rolled by a new launch template version."""
         self.asg = AutoscalingGroup(
             self, "aws_autoscaling_group.mlflow",
             name=p.names.asg,
@@ -414,19 +480,6 @@ class Mlflow(Construct):
             # desired_capacity is the initial size; then target tracking owns it (min/max bound it).
             lifecycle={"ignore_changes": ["desired_capacity"]},
         )
-        self._demand_scaling(p)
-
-        # Typed outputs.
-        self.alb_dns_name: str = self.alb.dns_name
-        self.alb_arn: str = self.alb.arn
-        self.alb_arn_suffix: str = self.alb.arn_suffix
-        self.target_group_arn: str = self.target_group.arn
-        self.target_group_arn_suffix: str = self.target_group.arn_suffix
-        self.asg_name: str = self.asg.name
-        self.artifact_bucket: str = artifacts.bucket
-        self.artifact_bucket_arn: str = artifacts.arn
-        self.alb_logs_bucket: str = alb_logs.bucket
-        self.tracking_url: str = self.edge.tracking_url
 
     def _demand_scaling(self, p: MlflowProps) -> None:
         """Target tracking on requests per instance and on CPU: the group scales out when either is above

@@ -19,7 +19,7 @@ from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
-from .base import assume_role_policy, service_principal
+from .base import KmsKeyRef, assume_role_policy, service_principal
 from .base import policy_document as _policy
 from .mlflow_instance import BUNDLE_PREFIX
 from .naming import Names
@@ -73,16 +73,160 @@ SESSION_MANAGER_ACTIONS = (
 )
 
 
+def key_policy_document(*, partition: str, region: str, account_id: str, dns_suffix: str,
+                        log_group_names: list[str], cloudwatch_principal: str) -> str:
+    """The deployment key's policy (JSON text).
+
+    ``log_group_names`` are every log group of the stack encrypted with the key, by exact name:
+    CloudWatch Logs may use the key for those and no others. ``cloudwatch_principal`` is the
+    CloudWatch service principal of the partition (alarms publishing to the encrypted topic).
+    """
+    arn = f"arn:{partition}"
+    # A service-linked role's path is autoscaling.amazonaws.com in every partition.
+    asg_role = f"{arn}:iam::{account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+    # The encryption context CloudWatch Logs sends is the log group's exact ARN.
+    log_group_arns = [f"{arn}:logs:{region}:{account_id}:log-group:{n}" for n in log_group_names]
+    return _policy(
+        {
+            "Sid": "AccountAdministersKeyThroughIam",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"{arn}:iam::{account_id}:root"},
+            "Action": "kms:*",
+            "Resource": "*",  # in a key policy "*" means this key
+        },
+        {
+            "Sid": "CloudWatchLogsEncryptsThisDeploymentsLogGroups",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.{dns_suffix}"},
+            # No kms:Describe*: DescribeKey carries no encryption context, so under this condition
+            # it never matched. StringEquals: the context value is a string, exactly the ARN.
+            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arns}},
+        },
+        # Publishers to an SSE-KMS topic need the key, not SNS itself (SNS developer guide,
+        # sns-key-management.html, "compatibility with AWS services"): alarms publish as
+        # cloudwatch.amazonaws.com, Auto Scaling notifications as its service-linked role (below).
+        {
+            "Sid": "AlarmsPublishToEncryptedTopic",
+            "Effect": "Allow",
+            "Principal": {"Service": cloudwatch_principal},
+            "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        },
+        # The Auto Scaling service-linked role may not exist yet when the key
+        # is created, and KMS rejects a policy naming a missing role; so it is
+        # matched by aws:PrincipalArn, which needs no existing principal.
+        {
+            "Sid": "AutoScalingUsesKeyForEncryptedVolumes",
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:PrincipalArn": asg_role, "aws:PrincipalAccount": account_id}},
+        },
+        {
+            "Sid": "AutoScalingCreatesGrantsForAwsResources",
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": "kms:CreateGrant",
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {"aws:PrincipalArn": asg_role, "aws:PrincipalAccount": account_id},
+                "Bool": {"kms:GrantIsForAWSResource": "true"},
+            },
+        },
+    )
+
+
+def instance_policy_documents(*, partition: str, region: str, account_id: str, dns_suffix: str,
+                              artifact_bucket_name: str, log_group_names: list[str], ssm_prefix: str,
+                              metrics_namespace: str, kms_key_arn: str) -> dict[str, str]:
+    """The instance role's four scoped policies (JSON text), by policy key (``mlflow_s3_policy``, ...).
+
+    S3: the one artifact bucket, bootstrap bundles read-only; CloudWatch: the given log groups and
+    the one metrics namespace; SSM: parameters under ``ssm_prefix``; KMS: the key, through SSM and S3 only.
+    """
+    arn = f"arn:{partition}"
+    bucket_arn = f"{arn}:s3:::{artifact_bucket_name}"
+    log_arns = [f"{arn}:logs:{region}:{account_id}:log-group:{n}" for n in log_group_names]
+    param_arn = f"{arn}:ssm:{region}:{account_id}:parameter{ssm_prefix}"
+    return {
+        "mlflow_s3_policy": _policy(
+            {"Sid": "ListArtifactsBucket", "Effect": "Allow",
+             "Action": ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
+             "Resource": bucket_arn},
+            {"Sid": "ReadWriteArtifacts", "Effect": "Allow",
+             "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+                        "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+             "Resource": f"{bucket_arn}/*"},
+            # Bootstrap bundles (modules/mlflow_instance) are Terraform's: the instances only read them.
+            {"Sid": "BootstrapBundlesReadOnly", "Effect": "Deny",
+             "Action": ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+             "Resource": f"{bucket_arn}/{BUNDLE_PREFIX}*"},
+        ),
+        "mlflow_cloudwatch_policy": _policy(
+            {"Sid": "WriteOwnLogGroups", "Effect": "Allow",
+             "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+             "Resource": [a for g in log_arns for a in (g, f"{g}:*")]},
+            # PutMetricData has no resource type; the namespace condition scopes it.
+            {"Sid": "PutOwnMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData",
+             "Resource": "*",
+             "Condition": {"StringEquals": {"cloudwatch:namespace": metrics_namespace}}},
+        ),
+        "mlflow_ssm_policy": _policy(
+            {"Sid": "ReadOwnParameters", "Effect": "Allow",
+             "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+             "Resource": [param_arn, f"{param_arn}/*"]},
+        ),
+        # The instances use the key only through SSM (SecureString reads) and S3 (SSE-KMS
+        # artifacts); EBS goes through Auto Scaling's role, CloudWatch Logs encrypts server-side.
+        "mlflow_kms_policy": _policy(
+            {"Sid": "UseDeploymentKeyThroughSsmAndS3", "Effect": "Allow",
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+             "Resource": kms_key_arn,
+             "Condition": {"StringEquals": {"kms:ViaService": [
+                 f"ssm.{region}.{dns_suffix}", f"s3.{region}.{dns_suffix}"]}}},
+        ),
+    }
+
+
+def session_manager_policy_document(*, partition: str, region: str, account_id: str) -> str:
+    """Session Manager for this account's instances: the SSM agent's registration and session channels."""
+    return _policy(
+        {"Sid": "RegisterThisAccountsInstances", "Effect": "Allow",
+         "Action": SESSION_MANAGER_ACTIONS[0],
+         "Resource": f"arn:{partition}:ec2:{region}:{account_id}:instance/*"},
+        # The ssmmessages actions have no resource type: "*" is the only resource they take.
+        {"Sid": "SessionChannels", "Effect": "Allow", "Action": list(SESSION_MANAGER_ACTIONS[1:]),
+         "Resource": "*"},
+    )
+
+
 class Security(Construct):
     """Who may talk to whom, and who may do what."""
 
     def __init__(self, scope: Construct, id: str, props: SecurityProps):
         super().__init__(scope, id)
-        p = props
-        arn = f"arn:{p.partition}"
-        account_root = f"{arn}:iam::{p.account_id}:root"
+        self._security_groups(props)
+        self._key(props)
+        self._flow_logs(props)
+        self._instance_role(props)
 
-        # --- security groups ---------------------------------------------
+        # Typed outputs.
+        self.alb_security_group_id: str = self.alb_sg.id
+        self.app_security_group_id: str = self.app_sg.id
+        self.database_security_group_id: str = self.db_sg.id
+        self.cache_security_group_id: str = self.cache_sg.id
+        self.kms_key = KmsKeyRef(arn=self._key_resource.arn, key_id=self._key_resource.key_id)
+        self.instance_role_arn: str = self.role.arn
+        self.instance_role_name: str = self.role.name
+        self.instance_profile_name: str = self._profile.name
+        self.instance_profile_arn: str = self._profile.arn
+
+    def _security_groups(self, p: SecurityProps) -> None:
+        """The four groups (load balancer, instances, database, Redis) and their rules."""
         def group(key: str) -> SecurityGroup:
             return SecurityGroup(
                 self, f"aws_security_group.{key}",
@@ -126,81 +270,32 @@ class Security(Construct):
                           (self.cache_sg, cache_rules)):
             add_rules(self, sg, rules, inline=inline)
 
-        # --- KMS ------------------------------------------------------------
-        # A service-linked role's path is autoscaling.amazonaws.com in every partition.
-        asg_role = f"{arn}:iam::{p.account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
-        # Every log group of the stack encrypted with this key, by its exact ARN (the encryption
-        # context CloudWatch Logs sends): the instances' three, the flow logs, the Redis slow log.
+    def _key(self, p: SecurityProps) -> None:
+        """The deployment key and its alias."""
+        # Every log group of the stack encrypted with this key: the instances' three, the flow
+        # logs, the Redis slow log.
         encrypted_log_groups = [*p.log_group_names.values(), p.flow_log_group_name, p.names.redis_slow_log_group]
-        log_group_arns = [f"{arn}:logs:{p.region}:{p.account_id}:log-group:{n}" for n in encrypted_log_groups]
-        key_policy = _policy(
-            {
-                "Sid": "AccountAdministersKeyThroughIam",
-                "Effect": "Allow",
-                "Principal": {"AWS": account_root},
-                "Action": "kms:*",
-                "Resource": "*",  # in a key policy "*" means this key
-            },
-            {
-                "Sid": "CloudWatchLogsEncryptsThisDeploymentsLogGroups",
-                "Effect": "Allow",
-                "Principal": {"Service": f"logs.{p.region}.{p.dns_suffix}"},
-                # No kms:Describe*: DescribeKey carries no encryption context, so under this condition
-                # it never matched. StringEquals: the context value is a string, exactly the ARN.
-                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arns}},
-            },
-            # Publishers to an SSE-KMS topic need the key, not SNS itself (SNS developer guide,
-            # sns-key-management.html, "compatibility with AWS services"): alarms publish as
-            # cloudwatch.amazonaws.com, Auto Scaling notifications as its service-linked role (below).
-            {
-                "Sid": "AlarmsPublishToEncryptedTopic",
-                "Effect": "Allow",
-                "Principal": {"Service": service_principal(self, "cloudwatch")},
-                "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": p.account_id}},
-            },
-            # The Auto Scaling service-linked role may not exist yet when the key
-            # is created, and KMS rejects a policy naming a missing role; so it is
-            # matched by aws:PrincipalArn, which needs no existing principal.
-            {
-                "Sid": "AutoScalingUsesKeyForEncryptedVolumes",
-                "Effect": "Allow",
-                "Principal": {"AWS": "*"},
-                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:PrincipalArn": asg_role, "aws:PrincipalAccount": p.account_id}},
-            },
-            {
-                "Sid": "AutoScalingCreatesGrantsForAwsResources",
-                "Effect": "Allow",
-                "Principal": {"AWS": "*"},
-                "Action": "kms:CreateGrant",
-                "Resource": "*",
-                "Condition": {
-                    "StringEquals": {"aws:PrincipalArn": asg_role, "aws:PrincipalAccount": p.account_id},
-                    "Bool": {"kms:GrantIsForAWSResource": "true"},
-                },
-            },
-        )
-        self.kms_key = KmsKey(
+        self._key_resource = KmsKey(
             self, "aws_kms_key.mlflow",
             description=f"{p.prefix}: S3 artifacts, EBS, RDS, Redis, SSM, CloudWatch Logs, SNS",
             enable_key_rotation=True,
             deletion_window_in_days=30,
-            policy=key_policy,
+            policy=key_policy_document(
+                partition=p.partition, region=p.region, account_id=p.account_id, dns_suffix=p.dns_suffix,
+                log_group_names=encrypted_log_groups,
+                cloudwatch_principal=service_principal(self, "cloudwatch"),
+            ),
             tags={"Name": f"{p.prefix}-key"},
         )
-        KmsAlias(self, "aws_kms_alias.mlflow", name=p.names.kms_alias, target_key_id=self.kms_key.key_id)
+        KmsAlias(self, "aws_kms_alias.mlflow", name=p.names.kms_alias, target_key_id=self._key_resource.key_id)
 
-        # --- VPC flow logs: every accepted and rejected flow, to an encrypted log group ---
+    def _flow_logs(self, p: SecurityProps) -> None:
+        """VPC flow logs: every accepted and rejected flow, to an encrypted log group."""
         flow_group = CloudwatchLogGroup(
             self, "aws_cloudwatch_log_group.vpc_flow_logs",
             name=p.flow_log_group_name,
             retention_in_days=p.log_retention_days,
-            kms_key_id=self.kms_key.arn,
+            kms_key_id=self._key_resource.arn,
         )
         flow_role = IamRole(
             self, "aws_iam_role.vpc_flow_logs",
@@ -229,60 +324,22 @@ class Security(Construct):
             tags={"Name": f"{p.prefix}-vpc-flow-logs"},
         )
 
-        # --- IAM ------------------------------------------------------------
+    def _instance_role(self, p: SecurityProps) -> None:
+        """The instances' role, its four scoped policies, Session Manager, and the instance profile."""
         self.role = IamRole(
             self, "aws_iam_role.mlflow_instance_role",
             **p.names.instance_role.kwargs(),
             assume_role_policy=assume_role_policy(service_principal(self, "ec2")),
             tags={"Name": f"{p.prefix}-instance"},
         )
-        bucket_arn = f"{arn}:s3:::{p.artifact_bucket_name}"
-        log_arns = [f"{arn}:logs:{p.region}:{p.account_id}:log-group:{n}" for n in p.log_group_names.values()]
-        param_arn = f"{arn}:ssm:{p.region}:{p.account_id}:parameter{p.ssm_prefix}"
-
-        policies = {
-            "mlflow_s3_policy": _policy(
-                {"Sid": "ListArtifactsBucket", "Effect": "Allow",
-                 "Action": ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
-                 "Resource": bucket_arn},
-                {"Sid": "ReadWriteArtifacts", "Effect": "Allow",
-                 "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
-                            "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
-                 "Resource": f"{bucket_arn}/*"},
-                # Bootstrap bundles (modules/mlflow_instance) are Terraform's: the instances only read them.
-                {"Sid": "BootstrapBundlesReadOnly", "Effect": "Deny",
-                 "Action": ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
-                 "Resource": f"{bucket_arn}/{BUNDLE_PREFIX}*"},
-            ),
-            "mlflow_cloudwatch_policy": _policy(
-                {"Sid": "WriteOwnLogGroups", "Effect": "Allow",
-                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                 "Resource": [a for g in log_arns for a in (g, f"{g}:*")]},
-                # PutMetricData has no resource type; the namespace condition scopes it.
-                {"Sid": "PutOwnMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData",
-                 "Resource": "*",
-                 "Condition": {"StringEquals": {"cloudwatch:namespace": p.metrics_namespace}}},
-            ),
-            "mlflow_ssm_policy": _policy(
-                {"Sid": "ReadOwnParameters", "Effect": "Allow",
-                 "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
-                 "Resource": [param_arn, f"{param_arn}/*"]},
-            ),
-            # The instances use the key only through SSM (SecureString reads) and S3 (SSE-KMS
-            # artifacts); EBS goes through Auto Scaling's role, CloudWatch Logs encrypts server-side.
-            "mlflow_kms_policy": _policy(
-                {"Sid": "UseDeploymentKeyThroughSsmAndS3", "Effect": "Allow",
-                 "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                 "Resource": self.kms_key.arn,
-                 "Condition": {"StringEquals": {"kms:ViaService": [
-                     f"ssm.{p.region}.{p.dns_suffix}", f"s3.{p.region}.{p.dns_suffix}"]}}},
-            ),
-        }
-        self.policy_arns: dict[str, str] = {}
+        policies = instance_policy_documents(
+            partition=p.partition, region=p.region, account_id=p.account_id, dns_suffix=p.dns_suffix,
+            artifact_bucket_name=p.artifact_bucket_name, log_group_names=list(p.log_group_names.values()),
+            ssm_prefix=p.ssm_prefix, metrics_namespace=p.metrics_namespace, kms_key_arn=self._key_resource.arn,
+        )
         for name, document in policies.items():
             policy = IamPolicy(self, f"aws_iam_policy.{name}", **p.names.instance_policies[name].kwargs(), policy=document)
             IamRolePolicyAttachment(self, f"aws_iam_role_policy_attachment.{name}_attachment", role=self.role.name, policy_arn=policy.arn)
-            self.policy_arns[name] = policy.arn
         # Session Manager shells instead of open SSH. Our own policy, not AmazonSSMManagedInstanceCore:
         # that one reads every parameter in the account (ssm:GetParameter* on *). The attachment keeps
         # its address (adopted deployments' managed-policy attachment is moved there).
@@ -291,14 +348,7 @@ class Security(Construct):
             **(dict(name_prefix=f"{p.prefix}-mlflow-session-manager") if p.names.profile == "hcl"
                else dict(name=f"{p.prefix}-session-manager")),
             description="Session Manager: the SSM agent's sessions only",
-            policy=_policy(
-                {"Sid": "RegisterThisAccountsInstances", "Effect": "Allow",
-                 "Action": SESSION_MANAGER_ACTIONS[0],
-                 "Resource": f"{arn}:ec2:{p.region}:{p.account_id}:instance/*"},
-                # The ssmmessages actions have no resource type: "*" is the only resource they take.
-                {"Sid": "SessionChannels", "Effect": "Allow", "Action": list(SESSION_MANAGER_ACTIONS[1:]),
-                 "Resource": "*"},
-            ),
+            policy=session_manager_policy_document(partition=p.partition, region=p.region, account_id=p.account_id),
         )
         IamRolePolicyAttachment(
             self, "aws_iam_role_policy_attachment.mlflow_ssm_managed_policy",
@@ -306,19 +356,7 @@ class Security(Construct):
             policy_arn=session_policy.arn,
             lifecycle={"create_before_destroy": True},  # sessions never lack a policy while it moves
         )
-        profile = IamInstanceProfile(
+        self._profile = IamInstanceProfile(
             self, "aws_iam_instance_profile.mlflow_instance_profile", **p.names.instance_profile.kwargs(),
             role=self.role.name,
         )
-
-        # Typed outputs.
-        self.alb_security_group_id: str = self.alb_sg.id
-        self.app_security_group_id: str = self.app_sg.id
-        self.database_security_group_id: str = self.db_sg.id
-        self.cache_security_group_id: str = self.cache_sg.id
-        self.kms_key_arn: str = self.kms_key.arn
-        self.kms_key_id: str = self.kms_key.key_id
-        self.instance_role_arn: str = self.role.arn
-        self.instance_role_name: str = self.role.name
-        self.instance_profile_name: str = profile.name
-        self.instance_profile_arn: str = profile.arn
