@@ -225,6 +225,44 @@ def elasticache_delete_cache_subnet_group() -> None:
 
 
 @extension
+def elasticache_modify_cache_subnet_group() -> None:
+    """ElastiCache ModifyCacheSubnetGroup is not implemented in moto 5.2.5 (HTTP
+    500), so an in-place update of aws_elasticache_subnet_group (a new
+    description or subnet list, e.g. when the stack adopts another deployment's
+    group) fails. AWS changes the description and, when SubnetIds is given, the
+    subnets (InvalidSubnet unless all are in one VPC) and answers with the
+    group; the name, ARN and tags stay.
+    """
+    from moto.core.responses import ActionResult
+    from moto.elasticache.exceptions import CacheSubnetGroupNotFound
+    from moto.elasticache.models import CacheSubnetGroup
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    def modify_cache_subnet_group(self: Any) -> ActionResult:
+        b = self.elasticache_backend
+        name = self._get_param("CacheSubnetGroupName")
+        if name not in b.cache_subnet_groups:
+            raise CacheSubnetGroupNotFound(name)
+        group = b.cache_subnet_groups[name]
+        subnet_ids = self._get_param("SubnetIds", [])
+        if subnet_ids:
+            # moto's constructor resolves the subnets (AZs, network types, VPC) and
+            # raises InvalidSubnet for subnets of several VPCs, as AWS does.
+            fresh = CacheSubnetGroup(b.account_id, b.region_name, name, group.cache_subnet_group_description,
+                                     subnet_ids, None)
+            group.subnet_ids = fresh.subnet_ids
+            group.subnets = fresh.subnets
+            group.supported_network_types = fresh.supported_network_types
+            group.vpc_id = fresh.vpc_id
+        description = self._get_param("CacheSubnetGroupDescription")
+        if description is not None:
+            group.cache_subnet_group_description = description
+        return ActionResult({"CacheSubnetGroup": group})
+
+    _add_action(ElastiCacheResponse, "modify_cache_subnet_group", modify_cache_subnet_group)
+
+
+@extension
 def elasticache_replication_group_members() -> None:
     """moto 5.2.5 CreateReplicationGroup ignores NumCacheClusters (a cluster-mode-
     disabled group always gets one member, so the second plan wants 2 again),
@@ -306,6 +344,84 @@ def elasticache_replication_group_members() -> None:
     ElastiCacheBackend.delete_replication_group = delete_replication_group
 
 
+@extension
+def elasticache_modify_replication_group_settings() -> None:
+    """moto 5.2.5 ModifyReplicationGroup applies only the description, engine,
+    node type, failover, Multi-AZ and snapshot retention, and to the group
+    alone: PreferredMaintenanceWindow, AutoMinorVersionUpgrade, SnapshotWindow,
+    CacheParameterGroupName, SecurityGroupIds and NotificationTopicArn are
+    dropped, and the member clusters (from which the provider reads
+    maintenance_window, the parameter group, security groups, node type) keep
+    their creation settings. Adopting a group (the HCL's
+    auto_minor_version_upgrade = false, "Sun:07:00-Sun:09:00") then leaves a
+    second plan that wants the change again. AWS applies them to the group and
+    its member clusters, and keeps the maintenance window in lowercase.
+    """
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    original = ElastiCacheResponse.modify_replication_group
+
+    def modify_replication_group(self: Any) -> Any:
+        result = original(self)  # raises ReplicationGroupNotFoundFault for an unknown group
+        b = self.elasticache_backend
+        group = b.replication_groups[self._get_param("ReplicationGroupId")]
+        members = [b.cache_clusters[c] for c in group.member_clusters if c in b.cache_clusters]
+        targets = [group, *members]
+
+        def assign(attribute: str, value: Any) -> None:
+            if value is not None:
+                for target in targets:
+                    setattr(target, attribute, value)
+
+        window = self._get_param("PreferredMaintenanceWindow")
+        assign("preferred_maintenance_window", window.lower() if window else None)
+        assign("auto_minor_version_upgrade", self._get_bool_param("AutoMinorVersionUpgrade"))
+        assign("snapshot_window", self._get_param("SnapshotWindow"))
+        assign("notification_topic_arn", self._get_param("NotificationTopicArn"))
+        assign("cache_node_type", self._get_param("CacheNodeType"))
+        for member in members:
+            member.snapshot_retention_limit = group.snapshot_retention_limit
+        parameter_group = self._get_param("CacheParameterGroupName")
+        if parameter_group:
+            assign("cache_parameter_group_name", parameter_group)
+            for member in members:
+                member.cache_parameter_group = {
+                    "CacheParameterGroupName": parameter_group, "ParameterApplyStatus": "in-sync"}
+        security_groups = self._get_param("SecurityGroupIds")
+        if security_groups:
+            assign("security_group_ids", list(security_groups))
+            for member in members:
+                member.security_groups = [{"SecurityGroupId": g, "Status": "active"} for g in security_groups]
+        return result
+
+    ElastiCacheResponse.modify_replication_group = modify_replication_group
+
+
+@extension
+def elasticache_lowercase_maintenance_window() -> None:
+    """ElastiCache keeps a maintenance window in lowercase ("sun:07:00-sun:09:00"
+    for a requested "Sun:07:00-Sun:09:00"; the provider's maintenance_window
+    has a lowercasing StateFunc for that reason); moto 5.2.5 stores and echoes
+    what it was sent. A state that holds the mixed-case value (the adopted HCL
+    group) then never converges: every plan wants the lowercased value, and
+    the provider, which sends the unmodified value, never changes it. This
+    lowercases it on CreateReplicationGroup and CreateCacheCluster, as AWS does
+    (ModifyReplicationGroup: elasticache_modify_replication_group_settings).
+    """
+    from moto.elasticache.models import ElastiCacheBackend
+
+    for name in ("create_replication_group", "create_cache_cluster"):
+        original = getattr(ElastiCacheBackend, name)
+
+        def create(self: Any, *args: Any, __original: Callable[..., Any] = original, **kwargs: Any) -> Any:
+            window = kwargs.get("preferred_maintenance_window")
+            if isinstance(window, str):
+                kwargs["preferred_maintenance_window"] = window.lower()
+            return __original(self, *args, **kwargs)
+
+        setattr(ElastiCacheBackend, name, create)
+
+
 def _full_redis_version(version: str | None) -> str:
     """AWS reports the full engine version (7.1.0) for a requested 7.1."""
     if not version:
@@ -369,6 +485,104 @@ def autoscaling_notification_configurations() -> None:
         store = _store(self)
         for key in [k for k in store if k[0] == group_name]:
             del store[key]
+
+    AutoScalingBackend.delete_auto_scaling_group = delete_auto_scaling_group
+
+
+@extension
+def autoscaling_instance_refresh() -> None:
+    """Auto Scaling StartInstanceRefresh, DescribeInstanceRefreshes and
+    CancelInstanceRefresh are not implemented in moto 5.2.5 (HTTP 500). The
+    provider starts a refresh when an aws_autoscaling_group with an
+    instance_refresh block gets a new launch template version (here: when the
+    stack adopts the HCL's group), and cancels one in progress (then waits for
+    its status) before starting another. AWS replaces the group's instances
+    with ones launched from the current launch template (in batches kept above
+    MinHealthyPercentage; instances protected from scale in are skipped with
+    the default ScaleInProtectedInstances=Ignore) and reports the refresh
+    Pending, InProgress, then Successful. Nothing boots in the emulator, so the
+    refresh is done at once: new instances replace the old ones (also in the
+    target groups), and the refresh is Successful, 100 % complete; Cancel then
+    finds no active refresh (ActiveInstanceRefreshNotFound), as in AWS.
+    """
+    import uuid
+    from datetime import UTC, datetime
+
+    from moto.autoscaling.exceptions import AutoscalingClientError, ValidationError
+    from moto.autoscaling.models import AutoScalingBackend
+    from moto.autoscaling.responses import AutoScalingResponse
+    from moto.core.responses import ActionResult
+
+    class NotActive(AutoscalingClientError):
+        code = "ActiveInstanceRefreshNotFound"
+
+    def _store(backend: Any) -> dict:
+        if not hasattr(backend, "instance_refreshes"):
+            backend.instance_refreshes = {}  # group name -> refreshes, newest first
+        return backend.instance_refreshes
+
+    def _group(backend: Any, name: str) -> Any:
+        if name not in backend.autoscaling_groups:
+            raise ValidationError(f"AutoScalingGroup name not found - {name}")
+        return backend.autoscaling_groups[name]
+
+    def start_instance_refresh(self: Any) -> ActionResult:
+        b = self.autoscaling_backend
+        name = self._get_param("AutoScalingGroupName")
+        group = _group(b, name)
+        started = datetime.now(UTC)
+        old = [s for s in group.instance_states
+               if s.lifecycle_state == "InService" and not s.protected_from_scale_in]
+        if old:
+            group.replace_autoscaling_group_instances(len(old), group.get_propagated_tags())
+            ids = [s.instance.id for s in old]
+            for arn in group.target_group_arns:
+                target_group = b.elbv2_backend.target_groups.get(arn)
+                if target_group is not None:
+                    target_group.deregister_terminated_instances(ids)
+            b.ec2_backend.terminate_instances(ids)
+            group.instance_states = [s for s in group.instance_states if s not in old]
+            b.update_attached_elbs(name)
+            b.update_attached_target_groups(name)
+        refresh = {
+            "InstanceRefreshId": str(uuid.uuid4()),
+            "AutoScalingGroupName": name,
+            "Status": "Successful",
+            "StartTime": started,
+            "EndTime": datetime.now(UTC),
+            "PercentageComplete": 100,
+            "InstancesToUpdate": 0,
+            "Strategy": self._get_param("Strategy") or "Rolling",
+        }
+        _store(b).setdefault(name, []).insert(0, refresh)
+        return ActionResult({"InstanceRefreshId": refresh["InstanceRefreshId"]})
+
+    def describe_instance_refreshes(self: Any) -> ActionResult:
+        b = self.autoscaling_backend
+        name = self._get_param("AutoScalingGroupName")
+        _group(b, name)
+        wanted = self._get_param("InstanceRefreshIds", [])
+        found = [r for r in _store(b).get(name, []) if not wanted or r["InstanceRefreshId"] in wanted]
+        return ActionResult({"InstanceRefreshes": found})
+
+    def cancel_instance_refresh(self: Any) -> ActionResult:
+        b = self.autoscaling_backend
+        name = self._get_param("AutoScalingGroupName")
+        _group(b, name)
+        active = [r for r in _store(b).get(name, []) if r["Status"] in ("Pending", "InProgress")]
+        if not active:
+            raise NotActive(f"No in progress or pending Instance Refresh found for Auto Scaling group {name}")
+        active[0]["Status"] = "Cancelled"
+        return ActionResult({"InstanceRefreshId": active[0]["InstanceRefreshId"]})
+
+    for fn in (start_instance_refresh, describe_instance_refreshes, cancel_instance_refresh):
+        _add_action(AutoScalingResponse, fn.__name__, fn)
+
+    original_delete = AutoScalingBackend.delete_auto_scaling_group
+
+    def delete_auto_scaling_group(self: Any, group_name: str) -> None:
+        original_delete(self, group_name)
+        _store(self).pop(group_name, None)
 
     AutoScalingBackend.delete_auto_scaling_group = delete_auto_scaling_group
 
@@ -473,6 +687,47 @@ def ec2_launch_template_resource_tags() -> None:
     EC2Backend.create_launch_template = create_launch_template
 
 
+@extension
+def ec2_launch_template_version_user_data() -> None:
+    """moto 5.2.5 CreateLaunchTemplate decodes LaunchTemplateData.UserData into
+    its Base64EncodedString type, but CreateLaunchTemplateVersion stores it as
+    a plain str; launching an instance from such a version (an Auto Scaling
+    scale-out or instance refresh after the template changed) then fails an
+    assertion in moto (HTTP 500). In AWS every version launches instances, and
+    both calls reject user data that is not base64. This treats the user data
+    of a new version like that of a new template.
+    """
+    from moto.ec2.models.launch_templates import LaunchTemplate
+    from moto.ec2.utils import parse_user_data
+
+    original = LaunchTemplate.create_version
+
+    def create_version(self: Any, data: dict, description: str) -> Any:
+        if isinstance(data.get("UserData"), (str, bytes)):
+            data = {**data, "UserData": parse_user_data(data["UserData"])}
+        return original(self, data, description)
+
+    LaunchTemplate.create_version = create_version
+
+
+@extension
+def ec2_launch_template_live_tags() -> None:
+    """moto 5.2.5 DescribeLaunchTemplates answers a template's Tags from a copy
+    taken when the template was created; CreateTags/DeleteTags on the template
+    (how the provider updates an aws_launch_template's tags, e.g. dropping the
+    adopted HCL template's Owner/CostCenter tags) change moto's tag table but
+    not that copy, so the second plan wants to change the tags again (and the
+    Auto Scaling group's template version with them). AWS reports the
+    template's current tags: read them from the tag table.
+    """
+    from moto.ec2.models.launch_templates import LaunchTemplate
+
+    LaunchTemplate.tags = property(
+        lambda self: self.get_tags(),
+        lambda self, value: None,  # moto's constructor stores its copy; the tag table is the truth
+    )
+
+
 # ---------------------------------------------------------------------------
 # RDS
 # ---------------------------------------------------------------------------
@@ -498,6 +753,66 @@ def rds_user_parameter_source() -> None:
             self.parameters[p["ParameterName"]]["Source"] = "user"
 
     DBParameterGroup.update_parameters = update_parameters
+
+
+@extension
+def rds_modify_db_subnet_group() -> None:
+    """moto 5.2.5 ModifyDBSubnetGroup pops the group out of the backend's table
+    (``self.subnet_groups.pop(name)``) and never puts it back: the call answers
+    with the modified group, but every later DescribeDBSubnetGroups says
+    DBSubnetGroupNotFoundFault, so Terraform fails an in-place update of
+    aws_db_subnet_group with "Root object was present, but now absent" (and a
+    missing name raises KeyError, HTTP 500). AWS modifies the group in place:
+    new subnets (SubnetIds is required; InvalidSubnet unless all are in one
+    VPC) and, when given, a new description.
+    """
+    from moto.rds.exceptions import DBSubnetGroupNotFoundError, RDSClientError
+    from moto.rds.models import RDSBackend
+
+    def modify_db_subnet_group(self: Any, subnet_name: str, description: str | None, subnets: list) -> Any:
+        group = self.subnet_groups.get(subnet_name)
+        if group is None:
+            raise DBSubnetGroupNotFoundError(subnet_name)
+        if subnets:
+            if len({s.vpc_id for s in subnets}) > 1:
+                raise RDSClientError("InvalidSubnet", "The requested subnets are not all in a common VPC.")
+            group.subnets = subnets
+            group.vpc_id = subnets[0].vpc_id
+        if description is not None:
+            group.description = description
+        return group
+
+    RDSBackend.modify_db_subnet_group = modify_db_subnet_group
+
+
+@extension
+def rds_reset_db_parameter_group() -> None:
+    """RDS ResetDBParameterGroup is not implemented in moto 5.2.5 (HTTP 500 with
+    a body the SDK cannot parse). The provider calls it when a parameter leaves
+    an aws_db_parameter_group's configuration (e.g. the adopted HCL group's
+    innodb_buffer_pool_size). AWS sets the named parameters (or, with
+    ResetAllParameters, which defaults to true when no parameter is named, all
+    of them) back to the engine default, so they are no longer ``Source=user``.
+    moto keeps only the parameters set through the API, so a reset drops them.
+    """
+    from moto.core.responses import ActionResult
+    from moto.rds.exceptions import DBParameterGroupNotFoundError
+    from moto.rds.responses import RDSResponse
+
+    def reset_db_parameter_group(self: Any) -> ActionResult:
+        name = self.params.get("DBParameterGroupName")
+        group = self.backend.db_parameter_groups.get(name)
+        if group is None:
+            raise DBParameterGroupNotFoundError(name)
+        named = [p["ParameterName"] for p in self.params.get("Parameters") or []]
+        reset_all = self.params.get("ResetAllParameters")
+        if reset_all or (reset_all is None and not named):
+            group.parameters.clear()
+        for parameter in named:
+            group.parameters.pop(parameter, None)
+        return ActionResult({"DBParameterGroupName": group.name})
+
+    _add_action(RDSResponse, "reset_db_parameter_group", reset_db_parameter_group)
 
 
 @extension
@@ -540,6 +855,65 @@ def rds_performance_insights() -> None:
 
     DBInstance.__init__ = __init__
     DBInstance.update = update
+
+
+# ---------------------------------------------------------------------------
+# S3
+# ---------------------------------------------------------------------------
+
+
+@extension
+def s3_requests_are_secure_transport() -> None:
+    """moto 5.2.5 checks a bucket's policy on every object request (PutObject,
+    GetObject, HeadObject, ...) but evaluates conditions without a request
+    context and knows only the StringEquals operator: a ``Bool`` condition is
+    "not supported, ignored", i.e. treated as matching. The stack's
+    DenyInsecureTransport statement (Deny s3:* when ``aws:SecureTransport`` is
+    false) therefore denies every object request: PutObject of
+    aws_s3_object.bootstrap_bundle answers 403 Forbidden once the bucket policy
+    exists. In AWS the provider always talks HTTPS, so aws:SecureTransport is
+    true and the statement does not apply. The emulator stands in for AWS's
+    HTTPS endpoints (it is plain HTTP on loopback only because it is local):
+    bucket policies are evaluated as for a request over HTTPS. A statement whose
+    Bool aws:SecureTransport condition does not hold for that is left out; where
+    it holds, that condition is removed and moto evaluates the rest as before.
+    """
+    import json
+
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    original = FakeBucket.get_permission
+
+    def _secure(value: Any) -> bool:
+        values = value if isinstance(value, list) else [value]
+        return any(str(v).lower() == "true" for v in values)
+
+    def _over_https(statement: dict) -> dict | None:
+        conditions = statement.get("Condition") or {}
+        booleans = conditions.get("Bool") or {}
+        key = next((k for k in booleans if k.lower() == "aws:securetransport"), None)
+        if key is None:
+            return statement
+        if not _secure(booleans[key]):
+            return None  # e.g. DenyInsecureTransport: does not apply to HTTPS requests
+        rest = {k: v for k, v in booleans.items() if k != key}
+        conditions = {**conditions, "Bool": rest} if rest else {k: v for k, v in conditions.items() if k != "Bool"}
+        return {**statement, "Condition": conditions} if conditions else {
+            k: v for k, v in statement.items() if k != "Condition"}
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return original(self, action, resource)
+        document = json.loads(self.policy)
+        statements = document.get("Statement", [])
+        statements = statements if isinstance(statements, list) else [statements]
+        kept = [s for s in (_over_https(s) for s in statements) if s is not None]
+        if not kept:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps({**document, "Statement": kept})).is_action_permitted(action, resource)
+
+    FakeBucket.get_permission = get_permission
 
 
 # ---------------------------------------------------------------------------
