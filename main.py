@@ -66,7 +66,7 @@ class MlflowStack(AddressedStack):
 
         sec = Security(self, "security", SecurityProps(
             prefix=s.prefix, region=s.region, account_id=boot.account_id, partition=boot.partition,
-            vpc_id=net.vpc_id, vpc_cidr=net.vpc_cidr, db_port=s.db_port,
+            vpc_id=net.vpc_id, db_port=s.db_port,
             alb_allowed_cidrs=s.alb_allowed_cidrs, ssh_allowed_cidrs=s.ssh_allowed_cidrs,
             artifact_bucket_name=artifact_bucket, ssm_prefix=s.ssm_prefix,
             log_group_names=s.log_group_names, metrics_namespace=metrics_namespace,

@@ -44,9 +44,13 @@ class ChatProps:
     """One Slack or Teams channel that hears the alerts topic through AWS Chatbot."""
 
     platform: Literal["slack", "teams"]
+    """``slack`` or ``teams``."""
     channel_id: str
+    """Slack channel id, or Teams channel id."""
     team_id: str
+    """Slack workspace id, or Teams team id."""
     tenant_id: Optional[str]
+    """Microsoft Entra tenant of a Teams channel; None for Slack."""
     provider: TerraformProvider
     """The aws provider aliased to a region of the Chatbot API."""
 
@@ -54,23 +58,35 @@ class ChatProps:
 @dataclass(frozen=True)
 class AlertingProps:
     prefix: str
+    """``name-environment``: prefix of the topic, alarm and Chatbot names."""
     account_id: str
+    """Account of the deployment (topic policy conditions)."""
     kms_key_id: str
+    """Key id of the deployment key, the topic's encryption key (``Security.kms_key.key_id``)."""
     alert_emails: list[str]
+    """Email addresses subscribed to the alerts topic (each must confirm); may be empty."""
     asg_name: str
+    """Auto Scaling group of the instances (``Mlflow.asg_name``)."""
     alb_arn_suffix: str
+    """Load balancer in CloudWatch dimensions (``Mlflow.alb_arn_suffix``)."""
     target_group_arn_suffix: str
+    """Target group in CloudWatch dimensions (``Mlflow.target_group_arn_suffix``)."""
     db_instance_id: str
+    """RDS instance of the database alarms (``Database.db_instance_id``)."""
     metrics_namespace: str
     """Namespace of the CloudWatch agent on the instances (memory, disk)."""
     asg_min_size: int
+    """Least size of the group (the healthy-hosts alarm fires below it)."""
     asg_max_size: int
+    """Greatest size of the group (the group-at-maximum alarm)."""
     db_connections_alarm: int
     """DatabaseConnections above which the connections alarm fires."""
     redis_cluster_ids: list[str]
     """Member clusters of the Redis replication group."""
     partition: str = "aws"
+    """ARN partition; default ``aws``."""
     chat: Optional[ChatProps] = None
+    """A Slack or Teams channel for the alerts through AWS Chatbot; default None (email only)."""
 
 
 class Alerting(Construct):

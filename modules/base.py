@@ -146,12 +146,6 @@ class AddressedStack(TerraformStack):
             seen[address] = el.node.path
         return problems
 
-    def check_addresses(self) -> None:
-        """Raise AddressError if any two elements share an address."""
-        problems = self.address_problems()
-        if problems:
-            raise AddressError("; ".join(problems))
-
 
 def splat(resource: TerraformResource, attribute: str) -> list[str]:
     """``resource[*].attribute`` of a counted resource, as a list token."""

@@ -47,16 +47,25 @@ class DatabaseProps:
     names: Names
     """Subnet/parameter group names, the Redis id and the SSM parameter names."""
     engine: Literal["mysql", "postgres"]
+    """``mysql`` or ``postgres``."""
     engine_version: str
     """Major version, or a full deployed one (then kept as deployed, see engine_version_pinned)."""
     parameter_family: str
+    """DB parameter group family (``mysql8.0``, ``postgres16``, ...)."""
     port: int
+    """Port the database listens on."""
     instance_class: str
+    """RDS instance class (``db.t4g.micro``, ...)."""
     allocated_storage_gb: int
+    """Initial storage (GiB)."""
     max_allocated_storage_gb: int
+    """Storage autoscaling ceiling (GiB)."""
     multi_az: bool
+    """RDS Multi-AZ: a standby in another AZ."""
     backup_retention_days: int
+    """Automated backups kept this many days."""
     deletion_protection: bool
+    """RDS deletion protection, and a final snapshot on destroy (else none)."""
     password_version: int
     """Bump to generate and apply a new master password."""
     keep_deployed_password: bool
@@ -64,17 +73,23 @@ class DatabaseProps:
     subnet_ids: list[str]
     """Database-tier subnets (RDS and Redis)."""
     database_security_group_id: str
+    """Security group of RDS (``Security.database_security_group_id``)."""
     cache_security_group_id: str
+    """Security group of Redis (``Security.cache_security_group_id``)."""
     kms_key: KmsKeyRef
     """The deployment key (RDS storage and Performance Insights, Redis at rest, the SSM password)."""
     redis_node_type: str
+    """ElastiCache node type (``cache.t4g.micro``, ...)."""
     redis_num_nodes: int
+    """Nodes of the Redis replication group (primary and replicas); 2 or more: Multi-AZ with failover."""
     redis_uses_deployment_key: bool
     """Redis at-rest encryption with the deployment key (else the AWS-owned key)."""
     engine_version_pinned: bool = False
     """engine_version is a full version: Terraform ignores later changes of it (AWS minor upgrades)."""
     partition: str = "aws"
+    """ARN partition; default ``aws``."""
     region: str = "us-east-1"
+    """AWS region of the deployment (ARNs of its own parameters); default ``us-east-1``."""
     account_id: str = ""
     """Account of the deployment (for ARNs of its own parameters)."""
     monitoring_interval: int = 60

@@ -51,8 +51,3 @@ def default_max_connections(engine: str, instance_class: str) -> int | None:
     if engine == "mysql":
         return int(usable // MYSQL_BYTES_PER_CONNECTION)
     return int(min(usable // POSTGRES_BYTES_PER_CONNECTION, POSTGRES_MAX))
-
-
-def known_classes() -> list[str]:
-    """Every class of the table, for error messages."""
-    return [f"db.{f}.{s}" for f, sizes in _FAMILIES.items() for s in sizes]

@@ -30,12 +30,17 @@ class NetworkingProps:
     prefix: str
     """Prefix of AWS resource names."""
     region: str
+    """AWS region of the VPC (endpoint service names)."""
     vpc_cidr: str
+    """CIDR block of the VPC."""
     azs: list[str]
     """One subnet of each tier per AZ, in this order."""
     public_cidrs: list[str]
+    """Public subnets (NAT gateways, an internet-facing load balancer), one per AZ."""
     private_cidrs: list[str]
+    """Private subnets (the instances, an internal load balancer), one per AZ."""
     database_cidrs: list[str]
+    """Database subnets (RDS, Redis), one per AZ; no route to the internet."""
     nat_count: int
     """1 (single NAT) or len(azs) (one per AZ)."""
     names: Names
@@ -43,7 +48,9 @@ class NetworkingProps:
     artifact_bucket_name: str = "mlflow-dev-artifacts"
     """The deployment's bucket the instances use through the S3 endpoint."""
     account_id: str = ""
+    """Account of the deployment (S3 endpoint policy conditions); default "" (none given)."""
     partition: str = "aws"
+    """ARN partition; default ``aws``."""
     reverse_dns_prefix: str = "com.amazonaws"
     """Of the partition: endpoint service names are <prefix>.<region>.<service>."""
 

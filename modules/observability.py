@@ -79,25 +79,37 @@ QUERIES: dict[str, tuple[str, str, str]] = {
 @dataclass(frozen=True)
 class ObservabilityProps:
     prefix: str
+    """``name-environment``: prefix of the dashboards' names (a folder per environment in the console)."""
     region: str
+    """AWS region of the dashboards' widgets."""
     names: Names
     """Dashboard names, the slow-log group name and the instances' log groups."""
     kms_key_arn: str
+    """The deployment key's ARN: encryption of the Redis slow-log group (``Security.kms_key.arn``)."""
     log_retention_days: int
+    """Retention of the Redis slow-log group."""
     metrics_namespace: str
     """Namespace of the CloudWatch agent on the instances."""
     asg_name: str
+    """Auto Scaling group of the instances (``Mlflow.asg_name``)."""
     asg_min_size: int
+    """Least size of the group (drawn on the capacity widget)."""
     asg_max_size: int
+    """Greatest size of the group (drawn on the capacity widget)."""
     alb_arn_suffix: str
+    """Load balancer in CloudWatch dimensions (``Mlflow.alb_arn_suffix``)."""
     target_group_arn_suffix: str
+    """Target group in CloudWatch dimensions (``Mlflow.target_group_arn_suffix``)."""
     db_instance_id: str
+    """RDS instance of the database widgets (``Database.db_instance_id``)."""
     db_connections_alarm: int
     """Where the connections alarm fires (drawn on the connections widget)."""
     redis_cluster_ids: list[str]
     """Member clusters of the replication group (<id>-001, ...)."""
     scaling_requests_per_target: int
+    """Target of request scaling (drawn on the requests-per-instance widget)."""
     scaling_cpu_percent: int
+    """Target of CPU scaling (drawn on the CPU widget)."""
 
 
 class Observability(Construct):

@@ -8,7 +8,6 @@ from constructs import Construct
 
 from .settings import Settings
 
-AWS_PROVIDER_VERSION = "5.100.0"
 # Ephemeral resources (1.10) and write-only arguments (1.11) need at least this Terraform.
 TERRAFORM_REQUIRED_VERSION = ">= 1.11"
 

@@ -29,12 +29,17 @@ from .sg_rules import Rule, add_rules
 @dataclass(frozen=True)
 class SecurityProps:
     prefix: str
+    """``name-environment``: prefix of the groups' Name tags, the flow-log role and the key description."""
     region: str
+    """AWS region of the deployment (log group, parameter and instance ARNs; key policy service names)."""
     account_id: str
+    """Account of the deployment (ARNs, key administration, confused-deputy conditions)."""
     partition: str
+    """ARN partition (``aws``, ``aws-us-gov``, ...)."""
     vpc_id: str
-    vpc_cidr: str
+    """VPC of the security groups and the flow logs."""
     db_port: int
+    """Port of the database (3306 MySQL, 5432 PostgreSQL): instances to database rules."""
     alb_allowed_cidrs: list[str]
     """CIDRs that may reach the ALB on 80 and 443."""
     ssh_allowed_cidrs: list[str]

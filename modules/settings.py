@@ -51,10 +51,8 @@ DB_PORT = {"mysql": 3306, "postgres": 5432}
 # public = 0.., private = 8.., database = 16..; 8 slots per tier leave room
 # for up to 8 AZs without renumbering existing subnets.
 TIER_OFFSET = {"public": 0, "private": 8, "database": 16}
-SLOTS_NEEDED = 24
 
 _NAME = r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$"
-_SAFE_TEXT = r"^[^\x00-\x1f\"\\$`{}]*$"  # no control chars, quotes, $, backtick, braces
 
 Name = Annotated[str, Field(pattern=_NAME)]
 
