@@ -85,18 +85,19 @@ class DatabaseProps:
     redis_uses_deployment_key: bool
     """Redis at-rest encryption with the deployment key (else the AWS-owned key)."""
     engine_version_pinned: bool = False
-    """engine_version is a full version: Terraform ignores later changes of it (AWS minor upgrades)."""
+    """engine_version is a full version: Terraform ignores later changes of it (AWS minor upgrades);
+    default False."""
     partition: str = "aws"
     """ARN partition; default ``aws``."""
     region: str = "us-east-1"
     """AWS region of the deployment (ARNs of its own parameters); default ``us-east-1``."""
     account_id: str = ""
-    """Account of the deployment (for ARNs of its own parameters)."""
+    """Account of the deployment (for ARNs of its own parameters); default "" (none given)."""
     monitoring_interval: int = 60
-    """RDS enhanced monitoring (OS metrics) every N seconds; 0 turns it off."""
+    """RDS enhanced monitoring (OS metrics) every N seconds; 0 turns it off; default 60."""
     snapshot_suffix: str = ""
     """Makes the final snapshot's name unique per creation of the environment (random_id.bucket_suffix:
-    new when the environment is recreated, stable across plans, unlike timestamp())."""
+    new when the environment is recreated, stable across plans, unlike timestamp()); default "" (no suffix)."""
 
 
 class Database(Construct):

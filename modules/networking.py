@@ -46,13 +46,14 @@ class NetworkingProps:
     names: Names
     """Name and description of the endpoint security group, and its rule style."""
     artifact_bucket_name: str = "mlflow-dev-artifacts"
-    """The deployment's bucket the instances use through the S3 endpoint."""
+    """The deployment's bucket the instances use through the S3 endpoint; default ``mlflow-dev-artifacts``."""
     account_id: str = ""
     """Account of the deployment (S3 endpoint policy conditions); default "" (none given)."""
     partition: str = "aws"
     """ARN partition; default ``aws``."""
     reverse_dns_prefix: str = "com.amazonaws"
-    """Of the partition: endpoint service names are <prefix>.<region>.<service>."""
+    """Of the partition: endpoint service names are <prefix>.<region>.<service>;
+    default ``com.amazonaws``."""
 
 
 # What the instances may reach through the S3 gateway endpoint, besides their artifact bucket:

@@ -60,13 +60,15 @@ class SecurityProps:
     """Database subnets (RDS, Redis): inline-style egress from the instances."""
     alb_internal: bool = True
     """An internal load balancer is also reached through Session Manager port forwarding via the
-    instances: they may then connect to it on 80/443 (the load balancer is in the private subnets)."""
+    instances: they may then connect to it on 80/443 (the load balancer is in the private subnets).
+    Default True."""
     flow_log_group_name: str = "/mlflow/dev/vpc-flow-logs"
-    """Log group of the VPC flow logs (encrypted with the deployment key)."""
+    """Log group of the VPC flow logs (encrypted with the deployment key); default ``/mlflow/dev/vpc-flow-logs``."""
     log_retention_days: int = 30
-    """Retention of the VPC flow log group."""
+    """Retention of the VPC flow log group; default 30 days."""
     dns_suffix: str = "amazonaws.com"
-    """DNS suffix of the partition (regional service names in key policy conditions)."""
+    """DNS suffix of the partition (regional service names in key policy conditions);
+    default ``amazonaws.com``."""
 
 # What the SSM agent needs for Session Manager shells and port forwarding, and nothing else:
 # AWS's "custom IAM instance profile for Session Manager" (Systems Manager user guide,
