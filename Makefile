@@ -10,7 +10,7 @@ export PIPENV_YES := 1
 # No update checks from Terraform or the cdktf CLI (HashiCorp's checkpoint service).
 export CHECKPOINT_DISABLE := 1
 # Parallel test workers: emulator, runtime and Terraform tests mostly wait on I/O.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 6
 PIPENV ?= $(shell command -v pipenv 2>/dev/null || echo "python3 -m pipenv")
 
 .PHONY: setup synth test test-unit runtime-deps diagram policy-scan bench clean
@@ -47,7 +47,7 @@ runtime-deps:
 	else echo "SYSTEM_PACKAGES=no: Debian packages left as they are"; fi
 
 test: setup runtime-deps .venv-checkov/.installed
-	python3 -m pipenv run python -m pytest -n $(TEST_WORKERS) --durations=15
+	python3 -m pipenv run python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 test-unit: setup
 	python3 -m pipenv run python -m pytest -n $(TEST_WORKERS) -m "not terraform and not emulator and not runtime and not policy"

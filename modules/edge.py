@@ -65,7 +65,7 @@ class Edge(Construct):
                 tags={"Name": f"{p.prefix}-mlflow"},
             )
             # One domain, so one validation option: its record, written as ACM asks.
-            option = f"tolist(aws_acm_certificate.mlflow.domain_validation_options)[0]"
+            option = "tolist(aws_acm_certificate.mlflow.domain_validation_options)[0]"
             record = Route53Record(
                 self, "aws_route53_record.certificate_validation",
                 zone_id=p.route53_zone_id,

@@ -54,6 +54,12 @@ EMULATOR_READBACK: dict[tuple[str, str], tuple[Any, str]] = {
     ("aws_autoscaling_policy", "enabled"): (
         True, "moto 5.2.5 DescribePolicies omits Enabled, so the provider reads false (the facts' value); "
               "with an extension that keeps the flag it reads the configured true"),
+    ("aws_autoscaling_policy", "predictive_scaling_configuration"): (
+        [], "moto 5.2.5 returned an empty predictive block for simple-scaling policies (the facts' value); with the "
+            "scaling-policy read-back extension it returns none, as AWS does for a SimpleScaling policy"),
+    ("aws_elasticache_replication_group", "maintenance_window"): (
+        "sun:07:00-sun:09:00", "AWS stores the window in lowercase; plain moto kept the case it was sent (the facts' "
+                               "value), the emulator now lowercases it as AWS does"),
 }
 
 
