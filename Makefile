@@ -47,7 +47,7 @@ runtime-deps:
 	else echo "SYSTEM_PACKAGES=no: Debian packages left as they are"; fi
 
 test: setup runtime-deps .venv-checkov/.installed
-	python3 -m pipenv run python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
+	python3 -m pipenv run python -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1 --durations=15
 
 test-unit: setup
 	python3 -m pipenv run python -m pytest -n $(TEST_WORKERS) -m "not terraform and not emulator and not runtime and not policy"

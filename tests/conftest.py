@@ -45,3 +45,14 @@ def pytest_terminal_summary(terminalreporter):
             f"{r['config']}: {r['resources']} resources; {phases}; total {r['total']:.1f}s; "
             f"peak RSS moto {r['moto_rss_mb']:.0f} MiB, terraform+provider {r['terraform_rss_mb']:.0f} MiB"
         )
+
+
+def pytest_collection_modifyitems(config, items):
+    """The long tests (emulator, runtime: minutes each) first, so that parallel workers start them
+    at once and the short ones fill the gaps; otherwise a late long test sets the run's length."""
+    slow = {"emulator": 0, "runtime": 1, "terraform": 2, "policy": 3}
+
+    def rank(item) -> int:
+        return min((slow[m.name] for m in item.iter_markers() if m.name in slow), default=len(slow))
+
+    items.sort(key=rank)  # stable: order within a tier is kept

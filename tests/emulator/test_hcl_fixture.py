@@ -113,8 +113,7 @@ def test_identity_checks_catch_a_wrong_value():
 # --------------------------------------------------------------------------- emulator tier
 
 
-@pytest.mark.emulator
-def test_a_addresses_are_the_hcl_deployments(applied, record_emulator_result):
+def _a_addresses_are_the_hcl_deployments(applied, record_emulator_result):
     record_emulator_result({
         "config": "HCL deployment fixture (tests/emulator/hcl_deployment)",
         "resources": len(applied.resources),
@@ -130,8 +129,7 @@ def test_a_addresses_are_the_hcl_deployments(applied, record_emulator_result):
     assert not ours - expected, f"unexpected: {sorted(ours - expected)}"
 
 
-@pytest.mark.emulator
-def test_b_identity_attributes_are_the_deployed_ones(applied):
+def _b_identity_attributes_are_the_deployed_ones(applied):
     assert len(identity_rows()) > 60
     failures = identity_failures(applied.resources)
     assert not failures, "identity rows that do not hold:\n" + "\n".join(failures)
@@ -169,22 +167,19 @@ SELECTED = {
 }
 
 
-@pytest.mark.emulator
-def test_c_selected_attributes_match_the_facts_state(applied):
+def _c_selected_attributes_match_the_facts_state(applied):
     mismatches = attribute_mismatches(applied.resources, only=SELECTED)
     assert not mismatches, "\n".join(mismatches)
 
 
-@pytest.mark.emulator
-def test_c_every_recorded_attribute_matches_the_facts_state(applied):
+def _c_every_recorded_attribute_matches_the_facts_state(applied):
     # Every attribute hcl-deployment-state.json records (ids, ARNs, IPs and
     # generated name suffixes compared by the resource they identify).
     mismatches = attribute_mismatches(applied.resources)
     assert not mismatches, "\n".join(mismatches)
 
 
-@pytest.mark.emulator
-def test_replan_changes_only_the_emulators_readback_quirks(applied):
+def _replan_changes_only_the_emulators_readback_quirks(applied):
     env = terraform_env(applied.workdir)
     start = time.monotonic()
     terraform(applied.workdir, "plan", "-input=false", "-no-color", "-out=replan.tfplan", env=env)
@@ -205,3 +200,13 @@ def test_replan_changes_only_the_emulators_readback_quirks(applied):
         for key in changed:  # the facts' state read back the same value
             assert facts[rc["address"]][key] == before[key], (rc["address"], key)
     assert not unexpected, "re-plan changes beyond moto's read-back quirks:\n" + "\n".join(unexpected)
+
+
+@pytest.mark.emulator
+def test_the_applied_fixture_is_the_hcl_deployment(applied, record_emulator_result):
+    """One test, one apply: under pytest-xdist a module fixture would be applied once per worker."""
+    _a_addresses_are_the_hcl_deployments(applied, record_emulator_result)
+    _b_identity_attributes_are_the_deployed_ones(applied)
+    _c_selected_attributes_match_the_facts_state(applied)
+    _c_every_recorded_attribute_matches_the_facts_state(applied)
+    _replan_changes_only_the_emulators_readback_quirks(applied)
