@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -197,9 +198,12 @@ def build_app(all_settings: list[Settings]) -> App:
 
 def main(all_settings: list[Settings]) -> int:
     outdir = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
+    existed = outdir.exists()
     try:
         build_app(all_settings).synth()
     except SettingsError as e:  # found while building (imports naming a missing address)
+        if not existed:  # App() creates the folder; leave nothing half-written
+            shutil.rmtree(outdir, ignore_errors=True)
         print(f"error: {e}", file=sys.stderr)
         return 2
     for s in all_settings:

@@ -256,3 +256,10 @@ def test_adopted_instances_read_the_parameters_where_the_hcl_wrote_them(adopting
     ssm_policy = json.loads(adopting["resource"]["aws_iam_policy"]["mlflow_ssm_policy"]["policy"])
     resources = ssm_policy["Statement"][0]["Resource"]
     assert any(r.endswith(":parameter/mlflow-dev/*") for r in resources), resources
+
+
+def test_an_import_of_a_missing_address_stops_main_with_nothing_written(tmp_path):
+    proc = run_main(tmp_path, {"dev.toml": '[imports]\n"aws_s3_bucket.nope" = "x"\n'})
+    assert proc.returncode == 2 and "aws_s3_bucket.nope is not an address of this stack" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "cdktf.out").exists(), "a half-written cdktf.out was left behind"
