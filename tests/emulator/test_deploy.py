@@ -12,6 +12,7 @@ configuration as users get it.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -64,7 +65,7 @@ def test_plan_apply_replan_destroy(config_name, moto_server, tmp_path, record_em
         if replan.returncode != 0:
             pytest.fail(f"second plan of {config_name} is not empty:\n{tail(replan.stdout)}", pytrace=False)
     finally:
-        tf("destroy", "destroy", "-input=false", "-auto-approve")
+        destroy(tf)
     leftovers = find_leftovers(s, moto_server)
     assert not leftovers, f"left behind after destroy: {json.dumps(leftovers, indent=2, default=str)}"
 
@@ -103,6 +104,26 @@ def check_deployed(s, moto) -> None:
     assert sorted(lst["Port"] for lst in listeners) == ([80, 443] if s.https else [80])
     db = moto.client("rds").describe_db_instances(DBInstanceIdentifier=f"{s.prefix}-db")["DBInstances"][0]
     assert db["Engine"] == s.db_engine and not db["DeletionProtection"]
+
+
+def destroy(tf: Terraform) -> None:
+    """terraform destroy. moto sometimes drops a sibling CIDR rule of one security group together with
+    the one revoked, then answers the sibling's revoke with InvalidPermission.NotFound, where AWS answers
+    InvalidSecurityGroupRuleId.NotFound for a rule that is gone (which the provider takes as deleted).
+    Such rules are forgotten and destroy runs once more; find_leftovers still checks nothing remains."""
+    try:
+        tf("destroy", "destroy", "-input=false", "-auto-approve")
+        return
+    except AssertionError as e:
+        gone = set(re.findall(r"deleting VPC Security Group Rule \((sgr-[0-9a-f]+)\)\s+operation error EC2: "
+                              r"Revoke\w+, https response error\s+StatusCode: 400", str(e).replace("E  ", " ")))
+        if not gone or "InvalidPermission.NotFound" not in str(e):
+            raise
+    state = json.loads(tf("show-state", "show", "-json").stdout)
+    for r in state.get("values", {}).get("root_module", {}).get("resources", []):
+        if r["values"].get("id") in gone:
+            tf("state-rm", "state", "rm", r["address"])
+    tf("destroy-again", "destroy", "-input=false", "-auto-approve")
 
 
 def check_secrets_stay_out(s, moto, places: dict[str, str]) -> None:
