@@ -138,3 +138,22 @@ def moto_server(emulator_tools, tmp_path, request):
 def record_emulator_result(request):
     """Record one configuration's measurements for the summary at the end."""
     return lambda result: request.node.user_properties.append(("emulator_result", result))  # tests/conftest.py
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failure, the emulator's last calls and its refusals, counted (server.py logs one line
+    per call): a retried refusal behind a hang shows up as one line with a large count."""
+    outcome = yield
+    report = outcome.get_result()
+    server = item.funcargs.get("moto_server") if hasattr(item, "funcargs") else None
+    if not report.failed or server is None or not server.log.exists():
+        return
+    from collections import Counter
+
+    lines = server.log.read_text(errors="replace").splitlines()
+    calls = [line.split(" ", 1)[1] for line in lines if line[:2].isdigit() and line[2:3] == ":"]
+    refusals = Counter(c for c in calls if c.split()[1:2] and c.split()[1] >= "400")
+    text = "refusals (count, call, status, code):\n" + "\n".join(
+        f"{n:6} {c}" for c, n in refusals.most_common(15)) + "\nlast calls:\n" + "\n".join(lines[-30:])
+    report.sections.append(("emulator log", text))

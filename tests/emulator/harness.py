@@ -38,10 +38,15 @@ class Terraform:
 
     def __call__(self, phase: str, *args: str, ok: tuple[int, ...] = (0,), timeout: int = 900) -> subprocess.CompletedProcess:
         start = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, "-c", _RSS_WRAPPER, self.exe, *args, "-no-color"],
-            cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=timeout,
-        )
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", _RSS_WRAPPER, self.exe, *args, "-no-color"],
+                cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as e:
+            out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+            raise AssertionError(f"terraform {phase} ({' '.join(args)}) still running after {timeout} s:\n"
+                                 f"{tail(out, 6000)}") from None
         self.phases[phase] = time.monotonic() - start
         body, _, rss = proc.stderr.rpartition("MAXRSS_KB=")
         if rss.strip().isdigit():

@@ -22,6 +22,49 @@ def _names(variable: str) -> list[str]:
     return [n.strip() for n in os.environ.get(variable, "").split(",") if n.strip()]
 
 
+class _ActionLog:
+    """Logs one line per AWS call: time, action, HTTP status and, for an error,
+    its code. A test that hangs on a retried refusal (a DependencyViolation,
+    say) then shows which call in its emulator log."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        import io
+        import re
+        import time
+
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        target = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
+        action = target or (re.search(rb"(?:^|&)Action=([A-Za-z0-9]+)", body) or
+                            re.search(r"(?:^|&)Action=([A-Za-z0-9]+)", environ.get("QUERY_STRING", "")) or [None, None])[1]
+        if isinstance(action, bytes):
+            action = action.decode()
+        action = action or f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO', '')[:60]}"
+        status: list[str] = []
+
+        def recording_start_response(code, headers, *rest):
+            status.append(code.split()[0])
+            return start_response(code, headers, *rest)
+
+        chunks = list(self.app(environ, recording_start_response))
+        line = f"{time.strftime('%H:%M:%S')} {action} {status[0] if status else '?'}"
+        if "SecurityGroup" in action:  # which group and rule: moto's rule bookkeeping is the usual suspect
+            from urllib.parse import parse_qsl
+            params = dict(parse_qsl(body.decode(errors="replace")))
+            line += " " + ",".join(f"{k}={v}" for k, v in params.items() if k == "GroupId" or "RuleId" in k
+                                   or k.endswith(("CidrIp", "FromPort", "GroupId")))
+        if status and status[0] >= "400":
+            code = re.search(rb"<Code>([^<]+)</Code>|\"__type\":\s*\"(?:[^\"#]*#)?([^\"]+)\"", b"".join(chunks)[:4000])
+            if code:
+                line += " " + (code.group(1) or code.group(2)).decode()
+        print(line, flush=True)
+        return chunks
+
+
 def main(argv: list[str]) -> None:
     port_file = Path(argv[0])
     from tests.emulator import moto_extensions
@@ -36,8 +79,11 @@ def main(argv: list[str]) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # _ActionLog logs each call
     app = DomainDispatcherApplication(create_backend_app)
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server("127.0.0.1", 0, _ActionLog(app), threaded=True, request_handler=MotoRequestHandler)
     port = server.server_address[1]
     os.environ["MOTO_PORT"] = str(port)  # moto builds some URLs from it
     partial = port_file.with_name(port_file.name + ".partial")
