@@ -12,7 +12,6 @@ configuration as users get it.
 from __future__ import annotations
 
 import json
-import re
 import time
 
 import pytest
@@ -107,23 +106,7 @@ def check_deployed(s, moto) -> None:
 
 
 def destroy(tf: Terraform) -> None:
-    """terraform destroy. moto sometimes drops a sibling CIDR rule of one security group together with
-    the one revoked, then answers the sibling's revoke with InvalidPermission.NotFound, where AWS answers
-    InvalidSecurityGroupRuleId.NotFound for a rule that is gone (which the provider takes as deleted).
-    Such rules are forgotten and destroy runs once more; find_leftovers still checks nothing remains."""
-    try:
-        tf("destroy", "destroy", "-input=false", "-auto-approve")
-        return
-    except AssertionError as e:
-        gone = set(re.findall(r"deleting VPC Security Group Rule \((sgr-[0-9a-f]+)\)\s+operation error EC2: "
-                              r"Revoke\w+, https response error\s+StatusCode: 400", str(e).replace("E  ", " ")))
-        if not gone or "InvalidPermission.NotFound" not in str(e):
-            raise
-    state = json.loads(tf("show-state", "show", "-json").stdout)
-    for r in state.get("values", {}).get("root_module", {}).get("resources", []):
-        if r["values"].get("id") in gone:
-            tf("state-rm", "state", "rm", r["address"])
-    tf("destroy-again", "destroy", "-input=false", "-auto-approve")
+    tf("destroy", "destroy", "-input=false", "-auto-approve")
 
 
 def check_secrets_stay_out(s, moto, places: dict[str, str]) -> None:
