@@ -756,6 +756,29 @@ def rds_user_parameter_source() -> None:
 
 
 @extension
+def rds_unique_resource_ids() -> None:
+    """moto 5.2.5 gives every DB instance the same DbiResourceId (db-M5ENSHXFPU6XHZ4G4ZEI5QIO2U),
+    and the provider identifies an instance by it (the resource id is the state's ``id``). With
+    two instances in one account, a database restored from a snapshot next to its source, the
+    provider finds the source when it looks for the new one, and waits for the new one's
+    modification forever. AWS gives each instance its own: so does this.
+    """
+    import secrets
+    import string
+
+    from moto.rds.models import DBInstance
+
+    original = DBInstance.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        alphabet = string.ascii_uppercase + string.digits
+        self.dbi_resource_id = "db-" + "".join(secrets.choice(alphabet) for _ in range(26))
+
+    DBInstance.__init__ = __init__
+
+
+@extension
 def rds_modify_db_subnet_group() -> None:
     """moto 5.2.5 ModifyDBSubnetGroup pops the group out of the backend's table
     (``self.subnet_groups.pop(name)``) and never puts it back: the call answers
