@@ -62,7 +62,7 @@ class MlflowStack(AddressedStack):
             public_cidrs=s.subnet_cidrs("public"), private_cidrs=s.subnet_cidrs("private"),
             database_cidrs=s.subnet_cidrs("database"), nat_count=s.nat_count, names=names,
             artifact_bucket_name=artifact_bucket, account_id=boot.account_id, partition=boot.partition,
-            reverse_dns_prefix=boot.reverse_dns_prefix,
+            reverse_dns_prefix=boot.reverse_dns_prefix, protect=s.deletion_protection,
         ))
 
         sec = Security(self, "security", SecurityProps(
@@ -73,7 +73,7 @@ class MlflowStack(AddressedStack):
             log_group_names=s.log_group_names, metrics_namespace=metrics_namespace,
             flow_log_group_name=s.flow_log_group_name, log_retention_days=s.log_retention_days,
             names=names, private_cidrs=s.subnet_cidrs("private"), database_cidrs=s.subnet_cidrs("database"),
-            alb_internal=not s.alb_internet_facing, dns_suffix=boot.dns_suffix,
+            alb_internal=not s.alb_internet_facing, dns_suffix=boot.dns_suffix, protect_key=s.deletion_protection,
         ))
 
         db = Database(self, "database", DatabaseProps(
@@ -90,6 +90,7 @@ class MlflowStack(AddressedStack):
             redis_uses_deployment_key=s.redis_uses_deployment_key,
             partition=boot.partition, monitoring_interval=s.db_monitoring_interval,
             region=s.region, account_id=boot.account_id, snapshot_suffix=boot.bucket_suffix_hex,
+            apply_immediately=s.apply_immediately, snapshot_identifier=s.db_snapshot_identifier,
         ))
 
         app = Mlflow(self, "mlflow", MlflowProps(
@@ -103,6 +104,7 @@ class MlflowStack(AddressedStack):
             min_size=s.asg_min_size, desired_capacity=s.asg_desired_capacity, max_size=s.asg_max_size,
             mlflow_version=s.mlflow_version, mlflow_workers=s.mlflow_workers, db_engine=s.db_engine,
             certificate_arn=s.certificate_arn, deletion_protection=s.deletion_protection, tags=s.all_tags,
+            launch_tags=s.base_tags, ami_id=s.ami_id,
             alb_internet_facing=s.alb_internet_facing, domain_name=s.domain_name, route53_zone_id=s.route53_zone_id,
             waf=s.waf, auth=s.mlflow_auth, auth_secrets_version=s.mlflow_auth_secrets_version,
             scaling=ScalingProps(

@@ -205,6 +205,18 @@ def service_principal(scope: Construct, service: str) -> str:
     return made[service]
 
 
+def guarded(protect: bool, ignore_changes: Sequence[str] = ()) -> dict[str, Any] | None:
+    """A lifecycle block: ``prevent_destroy`` where data or identity lives (with deletion
+    protection on), so a plan that would destroy or replace the resource fails at plan time;
+    plus any ignored attributes."""
+    lifecycle: dict[str, Any] = {}
+    if protect:
+        lifecycle["prevent_destroy"] = True
+    if ignore_changes:
+        lifecycle["ignore_changes"] = list(ignore_changes)
+    return lifecycle or None
+
+
 def literal(text: str) -> str:
     """A user-supplied string, escaped so Terraform never interpolates it."""
     return text.replace("${", "$${").replace("%{", "%%{")

@@ -26,7 +26,7 @@ from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAtt
 from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from constructs import Construct
 
-from .base import KmsKeyRef, assume_role_policy, service_principal
+from .base import KmsKeyRef, assume_role_policy, guarded, service_principal
 from .naming import Names
 
 DB_NAME = "mlflow"
@@ -65,7 +65,8 @@ class DatabaseProps:
     backup_retention_days: int
     """Automated backups kept this many days."""
     deletion_protection: bool
-    """RDS deletion protection, and a final snapshot on destroy (else none)."""
+    """RDS deletion protection, final DB and Redis snapshots on destroy (else none), and
+    ``prevent_destroy`` on the DB instance and the Redis group (a plan replacing them fails)."""
     password_version: int
     """Bump to generate and apply a new master password."""
     keep_deployed_password: bool
@@ -95,9 +96,20 @@ class DatabaseProps:
     """Account of the deployment (for ARNs of its own parameters); default "" (none given)."""
     monitoring_interval: int = 60
     """RDS enhanced monitoring (OS metrics) every N seconds; 0 turns it off; default 60."""
+    apply_immediately: bool = False
+    """DB and Redis changes at once (True) or in the maintenance window; default False."""
+    snapshot_identifier: str | None = None
+    """Create the DB instance from this snapshot (read at creation only); default None."""
     snapshot_suffix: str = ""
     """Makes the final snapshot's name unique per creation of the environment (random_id.bucket_suffix:
     new when the environment is recreated, stable across plans, unlike timestamp()); default "" (no suffix)."""
+
+
+def _final_snapshot(p: DatabaseProps, kind: str) -> str | None:
+    """Name of the final snapshot taken on deletion (with deletion protection only)."""
+    if not p.deletion_protection:
+        return None
+    return f"{p.prefix}-{kind}-final" + (f"-{p.snapshot_suffix}" if p.snapshot_suffix else "")
 
 
 class Database(Construct):
@@ -121,6 +133,9 @@ class Database(Construct):
             family=p.parameter_family,
             parameter=[DbParameterGroupParameter(name=_TLS_PARAMETER[p.engine], value="1", apply_method="immediate")],
             lifecycle={"create_before_destroy": True},
+            # A major upgrade waiting for the maintenance window keeps the old group in use: it is
+            # then forgotten instead of deleted (AWS would refuse), so the apply does not fail.
+            skip_destroy=p.deletion_protection and not p.apply_immediately,
             tags={"Name": f"{p.prefix}-db"},
         )
 
@@ -157,7 +172,9 @@ class Database(Construct):
             password_ref = f"${{{password}.random_password}}"
             write_password = ssm_password = {"value_wo": password_ref, "value_wo_version": p.password_version}
         ignored = (["engine_version"] if p.engine_version_pinned else []) + (
-            ["password"] if p.keep_deployed_password else [])
+            ["password"] if p.keep_deployed_password else []) + (
+            # A restored instance keeps its snapshot's key (restore cannot change it).
+            ["snapshot_identifier", "kms_key_id"] if p.snapshot_identifier else [])
 
         self.instance = DbInstance(
             self, "aws_db_instance.mlflow",
@@ -184,8 +201,11 @@ class Database(Construct):
             copy_tags_to_snapshot=True,
             deletion_protection=p.deletion_protection,
             skip_final_snapshot=not p.deletion_protection,
-            final_snapshot_identifier=(f"{p.prefix}-db-final" + (f"-{p.snapshot_suffix}" if p.snapshot_suffix else "")
-                                       if p.deletion_protection else None),
+            final_snapshot_identifier=_final_snapshot(p, "db"),
+            snapshot_identifier=p.snapshot_identifier,
+            # Only permits: the synth cannot see the deployed version (a major change upgrades in place).
+            allow_major_version_upgrade=True,
+            apply_immediately=p.apply_immediately,
             auto_minor_version_upgrade=True,
             enabled_cloudwatch_logs_exports=_LOG_EXPORTS[p.engine],
             monitoring_interval=p.monitoring_interval,
@@ -195,7 +215,7 @@ class Database(Construct):
             performance_insights_kms_key_id=p.kms_key.arn if p.engine == "postgres" else None,
             performance_insights_retention_period=7 if p.engine == "postgres" else None,
             tags={"Name": f"{p.prefix}-db"},
-            lifecycle={"ignore_changes": ignored} if ignored else None,
+            lifecycle=guarded(p.deletion_protection, ignored),
         )
 
         cache_subnets = ElasticacheSubnetGroup(
@@ -229,8 +249,11 @@ class Database(Construct):
             kms_key_id=p.kms_key.arn if p.redis_uses_deployment_key else None,
             transit_encryption_enabled=True,
             snapshot_retention_limit=1,
+            final_snapshot_identifier=_final_snapshot(p, "redis"),
+            apply_immediately=p.apply_immediately,
             auto_minor_version_upgrade="true",
             tags={"Name": f"{p.prefix}-redis"},
+            lifecycle=guarded(p.deletion_protection),
         )
 
         def parameter(name: str, key: str, value: str) -> SsmParameter:

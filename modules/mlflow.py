@@ -26,6 +26,7 @@ from cdktf_cdktf_provider_aws.autoscaling_policy import (
     AutoscalingPolicyTargetTrackingConfigurationPredefinedMetricSpecification,
 )
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
 from cdktf_cdktf_provider_aws.launch_template import (
     LaunchTemplate,
     LaunchTemplateBlockDeviceMappings,
@@ -74,7 +75,7 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssoci
 from constructs import Construct
 
 from .base import policy_document as _policy
-from .base import KmsKeyRef, service_principal
+from .base import KmsKeyRef, guarded, service_principal
 from .mlflow_instance import BootstrapInputs, build_bundle, render_user_data
 from .edge import Edge, EdgeProps
 from .naming import Names
@@ -190,7 +191,14 @@ class MlflowProps:
     route53_zone_id: Optional[str] = None
     """Hosted zone of domain_name for the certificate validation and alias records (default: none)."""
     tags: dict[str, str] = field(default_factory=dict)
-    """Tags of launched instances and volumes (provider default_tags do not reach them; default none)."""
+    """Tags of the group, propagated to the instances it launches (provider default_tags reach neither).
+    A change updates the group only: no launch template version, no instance refresh (default none)."""
+    launch_tags: dict[str, str] = field(default_factory=dict)
+    """Tags fixed for the life of the environment (Project, Environment, ManagedBy), written into the
+    launch template for instances and volumes: changing them would roll the fleet (default none)."""
+    ami_id: Optional[str] = None
+    """AMI of the instances; default None: the latest Amazon Linux 2023 for the instance type's CPU,
+    read from AWS's public SSM parameter at plan time (a new release shows in the plan and rolls)."""
     waf: bool = False
     """AWS WAF with AWS managed rules on the ALB (default off)."""
     auth: bool = True
@@ -232,7 +240,7 @@ class Mlflow(Construct):
         """The artifact bucket: versioned, SSE-KMS with the deployment key, TLS only."""
         self._artifacts = artifacts = self._bucket(
             "mlflow_artifacts", p.artifact_bucket_name, kms_key_arn=p.kms_key.arn,
-            force_destroy=not p.deletion_protection)
+            force_destroy=not p.deletion_protection, protect=p.deletion_protection)
         S3BucketVersioningA(
             self, "aws_s3_bucket_versioning.mlflow_artifacts",
             bucket=artifacts.id,
@@ -424,12 +432,14 @@ class Mlflow(Construct):
 
     def _launch_template(self, p: MlflowProps) -> None:
         """The instances: AMI, type, profile, IMDSv2, encrypted root volume, user data fetching the bundle."""
-        instance_tags = {**p.tags, "Name": f"{p.prefix}-mlflow"}
+        launch_tags = {**p.launch_tags, "Name": f"{p.prefix}-mlflow"}
+        image_id = p.ami_id or DataAwsSsmParameter(
+            self, "aws_ssm_parameter.ami", name=ami_parameter(p.instance_type)).insecure_value
         self.launch_template = LaunchTemplate(
             self, "aws_launch_template.mlflow",
             **p.names.launch_template.kwargs(description=False),
             description=f"MLflow {p.mlflow_version}",
-            image_id=f"resolve:ssm:{ami_parameter(p.instance_type)}",
+            image_id=image_id,
             instance_type=p.instance_type,
             key_name=p.key_name,
             vpc_security_group_ids=[p.app_security_group_id],
@@ -450,8 +460,8 @@ class Mlflow(Construct):
             depends_on=[self._bundle],  # no instance boots before its bundle is there
             update_default_version=True,
             tag_specifications=[
-                LaunchTemplateTagSpecifications(resource_type="instance", tags=instance_tags),
-                LaunchTemplateTagSpecifications(resource_type="volume", tags=instance_tags),
+                LaunchTemplateTagSpecifications(resource_type="instance", tags=launch_tags),
+                LaunchTemplateTagSpecifications(resource_type="volume", tags=launch_tags),
             ],
         )
 
@@ -470,13 +480,16 @@ class Mlflow(Construct):
             launch_template=AutoscalingGroupLaunchTemplate(
                 id=self.launch_template.id, version=f"{self.launch_template.latest_version}",
             ),
-            # A new launch template version (e.g. another MLflow version) rolls the group.
+            # A new launch template version (another MLflow version, AMI, type) rolls the group, and
+            # rolls back by itself when new instances fail their health checks. Tags never make a version.
             instance_refresh=AutoscalingGroupInstanceRefresh(
                 strategy="Rolling",
-                preferences=AutoscalingGroupInstanceRefreshPreferences(min_healthy_percentage=50),
+                preferences=AutoscalingGroupInstanceRefreshPreferences(
+                    min_healthy_percentage=50, auto_rollback=True),
             ),
             enabled_metrics=["GroupDesiredCapacity", "GroupInServiceInstances", "GroupTotalInstances"],
-            tag=[AutoscalingGroupTag(key="Name", value=f"{p.prefix}-mlflow", propagate_at_launch=True)],
+            tag=[AutoscalingGroupTag(key=k, value=v, propagate_at_launch=True)
+                 for k, v in {**p.tags, "Name": f"{p.prefix}-mlflow"}.items()],
             # desired_capacity is the initial size; then target tracking owns it (min/max bound it).
             lifecycle={"ignore_changes": ["desired_capacity"]},
         )
@@ -540,13 +553,15 @@ class Mlflow(Construct):
         Wafv2WebAclAssociation(
             self, "aws_wafv2_web_acl_association.mlflow", resource_arn=self.alb.arn, web_acl_arn=acl.arn)
 
-    def _bucket(self, name: str, bucket_name: str, kms_key_arn: Optional[str], force_destroy: bool) -> S3Bucket:
+    def _bucket(self, name: str, bucket_name: str, kms_key_arn: Optional[str], force_destroy: bool,
+                protect: bool = False) -> S3Bucket:
         """A private, encrypted, owner-enforced bucket.
 
         force_destroy only without deletion protection: destroy then empties it
         (logs and artifacts included) instead of failing on BucketNotEmpty."""
         bucket = S3Bucket(self, f"aws_s3_bucket.{name}", bucket=bucket_name, force_destroy=force_destroy,
-                          tags={"Name": bucket_name})
+                          tags={"Name": bucket_name},
+                          lifecycle=guarded(protect))
         S3BucketPublicAccessBlock(
             self, f"aws_s3_bucket_public_access_block.{name}", bucket=bucket.id,
             block_public_acls=True, block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,

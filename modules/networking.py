@@ -20,7 +20,7 @@ from cdktf_cdktf_provider_aws.vpc import Vpc
 from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint
 from constructs import Construct
 
-from .base import element, indexed, policy_document, splat
+from .base import element, guarded, indexed, policy_document, splat
 from .naming import Names
 from .sg_rules import Rule, add_rules
 
@@ -54,6 +54,8 @@ class NetworkingProps:
     reverse_dns_prefix: str = "com.amazonaws"
     """Of the partition: endpoint service names are <prefix>.<region>.<service>;
     default ``com.amazonaws``."""
+    protect: bool = False
+    """``prevent_destroy`` on the VPC and the subnets (a plan replacing them fails); default False."""
 
 
 # What the instances may reach through the S3 gateway endpoint, besides their artifact bucket:
@@ -85,6 +87,7 @@ class Networking(Construct):
             enable_dns_hostnames=True,
             enable_dns_support=True,
             tags={"Name": f"{p.prefix}-vpc"},
+            lifecycle=guarded(p.protect),
         )
         # The VPC's default security group, stripped of all rules: nothing uses it.
         DefaultSecurityGroup(self, "aws_default_security_group.main", vpc_id=self.vpc.id,
@@ -100,6 +103,7 @@ class Networking(Construct):
                 availability_zone=element(p.azs),
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{p.prefix}-{tier}-${{count.index}}", "Tier": tier},
+                lifecycle=guarded(p.protect),
             )
 
         public = subnets("public", p.public_cidrs)

@@ -19,7 +19,7 @@ from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
-from .base import KmsKeyRef, assume_role_policy, service_principal
+from .base import KmsKeyRef, assume_role_policy, guarded, service_principal
 from .base import policy_document as _policy
 from .mlflow_instance import BUNDLE_PREFIX
 from .naming import Names
@@ -69,6 +69,8 @@ class SecurityProps:
     dns_suffix: str = "amazonaws.com"
     """DNS suffix of the partition (regional service names in key policy conditions);
     default ``amazonaws.com``."""
+    protect_key: bool = False
+    """``prevent_destroy`` on the KMS key (everything stored is encrypted with it); default False."""
 
 # What the SSM agent needs for Session Manager shells and port forwarding, and nothing else:
 # AWS's "custom IAM instance profile for Session Manager" (Systems Manager user guide,
@@ -293,6 +295,7 @@ class Security(Construct):
                 cloudwatch_principal=service_principal(self, "cloudwatch"),
             ),
             tags={"Name": f"{p.prefix}-key"},
+            lifecycle=guarded(p.protect_key),
         )
         KmsAlias(self, "aws_kms_alias.mlflow", name=p.names.kms_alias, target_key_id=self._key_resource.key_id)
 

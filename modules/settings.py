@@ -165,6 +165,10 @@ class Settings(_Strict):
     # --- compute ------------------------------------------------------------
     instance_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] = "t3.medium"
     """EC2 instance type of the MLflow servers (MLflow needs about 1 GiB)."""
+    ami_id: Optional[Annotated[str, Field(pattern=r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$")]] = None
+    """AMI of the instances. Default: the latest Amazon Linux 2023, read from AWS's public SSM
+    parameter at plan time, so a new release is a visible change that rolls the fleet (with
+    automatic rollback) on the next apply. Set an AMI id to pin it (docs/change-safety.md)."""
     asg_min_size: Annotated[int, Field(ge=1, le=50)] = 2
     """Fewest MLflow instances (1 to 50)."""
     asg_desired_capacity: Annotated[int, Field(ge=1, le=50)] = 2
@@ -215,8 +219,16 @@ class Settings(_Strict):
     """Bump to rotate the generated DB master password (RDS and SSM get a new one). With naming "hcl",
     version 1 is the adopted deployment's password, left as it is; bumping it generates ours."""
     deletion_protection: bool = True
-    """Protects the database and the load balancer from deletion, keeps a final DB snapshot and
-    refuses to destroy non-empty buckets; false lets `destroy` remove everything, data included."""
+    """Protects the database and the load balancer from deletion, keeps final DB and Redis snapshots,
+    refuses to destroy non-empty buckets, and makes any plan that would destroy or replace the
+    database, the artifact bucket, the KMS key, Redis, the VPC or a subnet fail at plan time
+    (prevent_destroy; docs/change-safety.md). False lets `destroy` remove everything, data included."""
+    apply_immediately: bool = False
+    """Apply database and Redis changes (class, engine version, parameter group) at once, with the
+    restart they need. Default: in the next maintenance window (docs/change-safety.md)."""
+    db_snapshot_identifier: Optional[Annotated[str, Field(pattern=r"^(arn:aws[a-z-]*:rds:[a-z0-9-]+:[0-9]{12}:snapshot:)?[a-zA-Z][a-zA-Z0-9-]{0,254}$")]] = None
+    """Create the database from this RDS snapshot (name or ARN; docs/change-safety.md). Read only when the
+    database is created: use it for a new environment, never to roll an existing one back."""
 
     # --- cache --------------------------------------------------------------
     redis_node_type: Annotated[str, Field(pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")] = "cache.t3.micro"
@@ -580,8 +592,12 @@ class Settings(_Strict):
     @property
     def all_tags(self) -> dict[str, str]:
         """Tags merged from one place: defaults, then the user's tags."""
-        base = {"Project": self.name, "Environment": self.environment, "ManagedBy": "cdktf"}
-        return {**base, **self.tags}
+        return {**self.base_tags, **self.tags}
+
+    @property
+    def base_tags(self) -> dict[str, str]:
+        """The default tags, fixed for the life of the environment (the launch template carries these)."""
+        return {"Project": self.name, "Environment": self.environment, "ManagedBy": "cdktf"}
 
 
 class _FieldError(ValueError):

@@ -285,14 +285,24 @@ def test_redis_is_encrypted_replicated_in_the_database_subnets(default):
 
 # --- MLflow service --------------------------------------------------------------
 
-def test_launch_template_imdsv2_encrypted_ebs_and_al2023_from_ssm(default):
+def test_launch_template_imdsv2_encrypted_ebs_and_al2023_resolved_at_plan_time(default):
     lt = res(default, "aws_launch_template.mlflow")
     assert lt["metadata_options"]["http_tokens"] == "required"
     ebs = lt["block_device_mappings"][0]["ebs"]
     assert ebs["encrypted"] == "true" and ebs["kms_key_id"] == "${aws_kms_key.mlflow.arn}"
-    assert lt["image_id"] == "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+    # The AMI id itself in the template (not resolve:ssm: at launch), so a new release is a
+    # visible, rolled, rollback-able change (issue #15).
+    assert lt["image_id"] == "${data.aws_ssm_parameter.ami.insecure_value}"
+    assert default["data"]["aws_ssm_parameter"]["ami"]["name"] == (
+        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")
     assert lt["vpc_security_group_ids"] == ["${aws_security_group.mlflow_app.id}"]
     assert lt["key_name"] == "${aws_key_pair.mlflow_key.key_name}"
+
+
+def test_a_pinned_ami_replaces_the_lookup():
+    stack = synth_json(settings_for(ami_id="ami-0123456789abcdef0"))
+    assert res(stack, "aws_launch_template.mlflow")["image_id"] == "ami-0123456789abcdef0"
+    assert "aws_ssm_parameter" not in stack.get("data", {})
 
 
 def test_graviton_instance_types_get_the_arm64_image():
@@ -472,3 +482,71 @@ def test_resource_names_carry_the_environment():
     stack = synth_json(settings_for(environment="prod"))
     assert res(stack, "aws_lb.mlflow")["name"] == "mlflow-prod-alb"
     assert res(stack, "aws_db_instance.mlflow")["identifier"] == "mlflow-prod-db"
+
+
+# --- change safety (issue #15; docs/change-safety.md) ---------------------------------------------
+
+PROTECTED = {
+    "aws_db_instance.mlflow", "aws_s3_bucket.mlflow_artifacts", "aws_kms_key.mlflow",
+    "aws_elasticache_replication_group.mlflow", "aws_vpc.main",
+    "aws_subnet.public", "aws_subnet.private", "aws_subnet.database",
+}
+
+
+def _prevent_destroy(stack: dict) -> set[str]:
+    return {f"{t}.{n}" for t, named in stack["resource"].items() for n, r in named.items()
+            if r.get("lifecycle", {}).get("prevent_destroy")}
+
+
+def test_with_deletion_protection_exactly_the_data_bearing_resources_refuse_destruction(default):
+    assert _prevent_destroy(default) == PROTECTED
+
+
+def test_without_deletion_protection_nothing_refuses_destruction():
+    assert _prevent_destroy(synth_json(settings_for(deletion_protection=False))) == set()
+
+
+def test_redis_keeps_a_final_snapshot_only_with_deletion_protection(default):
+    redis = res(default, "aws_elasticache_replication_group.mlflow")
+    assert redis["final_snapshot_identifier"] == "mlflow-dev-redis-final-${random_id.bucket_suffix.hex}"
+    loose = res(synth_json(settings_for(deletion_protection=False)), "aws_elasticache_replication_group.mlflow")
+    assert "final_snapshot_identifier" not in loose
+
+
+def test_engine_upgrades_are_permitted_and_wait_for_the_window_by_default(default):
+    db, redis = res(default, "aws_db_instance.mlflow"), res(default, "aws_elasticache_replication_group.mlflow")
+    assert db["allow_major_version_upgrade"] is True
+    assert db["apply_immediately"] is False and redis["apply_immediately"] is False
+    now = synth_json(settings_for(apply_immediately=True))
+    assert res(now, "aws_db_instance.mlflow")["apply_immediately"] is True
+    assert res(now, "aws_elasticache_replication_group.mlflow")["apply_immediately"] is True
+
+
+def test_an_old_parameter_group_still_in_use_until_the_window_is_forgotten_not_deleted(default):
+    assert res(default, "aws_db_parameter_group.mlflow")["skip_destroy"] is True
+    now = synth_json(settings_for(apply_immediately=True))
+    assert res(now, "aws_db_parameter_group.mlflow")["skip_destroy"] is False
+
+
+def test_a_snapshot_restore_is_read_only_at_creation():
+    db = res(synth_json(settings_for(environment="restored", db_snapshot_identifier="mlflow-dev-db-final-1a2b")),
+             "aws_db_instance.mlflow")
+    assert db["snapshot_identifier"] == "mlflow-dev-db-final-1a2b"
+    # Read at creation only; and a restore keeps the snapshot's key, which is not replanned.
+    assert {"snapshot_identifier", "kms_key_id"} <= set(db["lifecycle"]["ignore_changes"])
+    assert "ignore_changes" not in res(synth_json(settings_for()), "aws_db_instance.mlflow").get("lifecycle", {})
+
+
+def test_user_tags_are_on_the_group_and_never_in_the_launch_template():
+    stack = synth_json(settings_for(tags={"CostCenter": "ml"}))
+    lt = res(stack, "aws_launch_template.mlflow")
+    for spec in lt["tag_specifications"]:
+        assert set(spec["tags"]) == {"Project", "Environment", "ManagedBy", "Name"}
+    group = res(stack, "aws_autoscaling_group.mlflow")
+    assert {"key": "CostCenter", "value": "ml", "propagate_at_launch": True} in group["tag"]
+    assert res(stack, "aws_launch_template.mlflow") == res(synth_json(settings_for()), "aws_launch_template.mlflow")
+
+
+def test_instance_refresh_rolls_back_by_itself(default):
+    prefs = res(default, "aws_autoscaling_group.mlflow")["instance_refresh"]["preferences"]
+    assert prefs["auto_rollback"] is True and prefs["min_healthy_percentage"] == 50
