@@ -46,9 +46,12 @@ so runs logged by servers that handed clients ``s3://`` URIs stay readable
 for clients without S3 credentials. Idempotent: a rewritten URI no longer
 starts with ``s3://``.
 
-Adding a step (a check of the schema version before the upgrade, pool sizes
-from a connection budget): read its setting in ``Config.from_environ``, then
-use it in ``main`` or ``server_environment``.
+Downgrades: before the schema upgrade, the launcher refuses (one log line,
+exit status 78) to start an MLflow older than the database schema, i.e. one
+that does not know the schema's alembic revision (docs/change-safety.md).
+
+Adding a step (pool sizes from a connection budget, say): read its setting in
+``Config.from_environ``, then use it in ``main`` or ``server_environment``.
 """
 from __future__ import annotations
 
@@ -367,6 +370,35 @@ def rewrite_legacy_artifact_uris(values: Mapping[str, str], config: Config) -> d
     return counts
 
 
+SCHEMA_TOO_NEW = 78  # exit status (EX_CONFIG): this MLflow is older than the database schema
+
+
+def unknown_schema_revision(uri: str) -> str | None:
+    """The tracking schema's revision when the installed MLflow does not know it (a newer MLflow
+    migrated the database: starting would run an old server on a newer schema); else None (a known
+    revision, or a database without a schema yet)."""
+    import sqlalchemy
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+    from mlflow.store.db.utils import _get_alembic_config
+
+    engine = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            if not sqlalchemy.inspect(conn).has_table("alembic_version"):
+                return None
+            revision = conn.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+    if revision is None:
+        return None
+    try:
+        known = ScriptDirectory.from_config(_get_alembic_config(uri)).get_revision(revision)
+    except CommandError:
+        known = None
+    return None if known is not None else revision
+
+
 def public_hosts(values: Mapping[str, str]) -> list[str]:
     hosts = [h.strip().lower() for h in values["mlflow/allowed_hosts"].split(",")]
     return [h for h in dict.fromkeys(hosts) if h]
@@ -442,8 +474,15 @@ def main(environ: Mapping[str, str] | None = None) -> None:
     log(f"database {config.db_engine} at {values['db/host']}:{values['db/port']}, "
         f"artifacts {env['MLFLOW_ARTIFACTS_DESTINATION']}, workers {env['MLFLOW_WORKERS']}, auth {auth}")
 
+    import mlflow
     from mlflow.db import upgrade
 
+    newer = unknown_schema_revision(env["MLFLOW_BACKEND_STORE_URI"])
+    if newer:
+        log(f"refusing to start: the database schema is at revision {newer}, which MLflow "
+            f"{mlflow.__version__} does not know (a newer MLflow migrated it); set mlflow_version "
+            "to the release that did, or newer")
+        sys.exit(SCHEMA_TOO_NEW)
     log("upgrading the database schema")
     upgrade.main([env["MLFLOW_BACKEND_STORE_URI"]], standalone_mode=False)
     if config.rewrite_legacy_artifact_uris:
