@@ -101,9 +101,9 @@ def emulator_settings(config: dict, moto_server):
         zone = moto_server.client("route53").create_hosted_zone(
             Name=overrides["domain_name"].split(".", 1)[1], CallerReference="emulator-test")
         overrides["route53_zone_id"] = zone["HostedZone"]["Id"].rsplit("/", 1)[-1]
+    overrides.setdefault("deletion_protection", False)  # so that destroy can run; the change-safety tier keeps it on
     return settings_for(
         **overrides,
         emulator={"endpoint": moto_server.endpoint},
-        deletion_protection=False,
         ssh_public_key=TEST_PUBLIC_KEY,
     )

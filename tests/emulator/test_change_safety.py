@@ -1,0 +1,143 @@
+"""Change safety (issue #15): the default stack, deletion protection on, is applied once on
+the emulator; then every change of README's table "What each setting change does" is
+planned against copies of that state, in parallel, and judged by invariants:
+
+* a row that says the plan **fails at plan time** fails, and Terraform's error names the
+  protected resource the row names (prevent_destroy), so nothing is touched;
+* every other plan succeeds and destroys or replaces nothing that holds data or identity
+  (the database, the artifact bucket, the KMS key, Redis, the VPC, the subnets, the password);
+* a row whose instances "stay" plans no new launch template version; one that says "roll" does.
+
+Then the tag change is applied for real: the launch template's latest version is unchanged
+and no instance refresh has started.
+
+The plans skip the refresh (``-refresh=false``): the state was written by the apply a moment
+before, against the same emulator. Nothing is destroyed at the end: the emulator goes away.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.emulator.harness import Terraform, emulator_settings
+from tests.support import ROOT, synth_json, terraform_copy
+
+pytestmark = pytest.mark.emulator
+
+DATA_BEARING = re.compile(
+    r"^(aws_db_instance\.mlflow|aws_s3_bucket\.mlflow_artifacts|aws_kms_key\.mlflow|"
+    r"aws_elasticache_replication_group\.mlflow|aws_vpc\.main|aws_subnet\.\w+\[\d+\]|"
+    r"aws_ssm_parameter\.db_password|aws_s3_bucket_versioning\.mlflow_artifacts)$")
+
+
+def readme_changes() -> dict[str, dict]:
+    """README's table: change (as TOML) -> what it says the plan does and whether instances roll."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### What each setting change does", 1)[1].split("\n### ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        m = re.fullmatch(r"\| `(.+?)` \| (.+?) \| (stay|roll) \|", line.strip())
+        if m:
+            change, plan, instances = m.groups()
+            blocked = plan.startswith("**fails at plan time**")
+            rows[change] = {
+                "overrides": tomllib.loads(change),
+                "blocked": re.search(r"`(aws_[a-z0-9_]+\.[a-z0-9_]+(?:\[\d+\])?)`", plan).group(1) if blocked else None,
+                "rolls": instances == "roll",
+            }
+    return rows
+
+
+CHANGES = readme_changes()
+
+
+def test_readme_lists_the_changes_of_the_issue():
+    """The table covers what issue #15 measured (a guard against the parser silently finding fewer rows)."""
+    keys = {k for row in CHANGES.values() for k in row["overrides"]}
+    assert {"db_engine", "vpc_cidr", "nat_gateway_mode", "db_engine_version", "db_password_version",
+            "mlflow_version", "tags", "instance_type", "az_count", "certificate_arn", "waf",
+            "log_retention_days", "db_instance_class", "redis_node_type", "db_multi_az", "alert_emails",
+            "asg_max_size"} <= keys
+    assert sum(1 for row in CHANGES.values() if row["blocked"]) >= 3
+
+
+def _plan(base: Path, workdir: Path, stack: dict) -> dict:
+    """Plan stack against a copy of base's state; the plan JSON, or the error text."""
+    terraform_copy(stack, workdir)
+    for name in ("terraform.tfstate", ".terraform.lock.hcl", "terraformrc"):
+        shutil.copy2(base / name, workdir / name)
+    (workdir / ".terraform").symlink_to(base / ".terraform")
+    tf = Terraform(workdir)
+    proc = tf("plan", "plan", "-input=false", "-refresh=false", "-lock=false", "-out=tfplan", ok=(0, 1))
+    if proc.returncode != 0:
+        return {"error": proc.stdout + proc.stderr}
+    return json.loads(tf("show", "show", "-json", "tfplan").stdout)
+
+
+def _new_launch_template_version(plan: dict) -> bool:
+    for change in plan["resource_changes"]:
+        if change["address"] == "aws_launch_template.mlflow":
+            return "update" in change["change"]["actions"] and bool(
+                (change["change"].get("after_unknown") or {}).get("latest_version"))
+    return False
+
+
+def test_setting_changes_against_an_applied_stack(moto_server, tmp_path):
+    s = emulator_settings({"deletion_protection": True}, moto_server)
+    base = tmp_path / "base"
+    terraform_copy(synth_json(s), base)
+    tf = Terraform(base)
+    tf("init", "init", "-input=false")
+    tf("apply", "apply", "-input=false", "-auto-approve")
+
+    stacks = {change: synth_json(emulator_settings({"deletion_protection": True, **row["overrides"]}, moto_server))
+              for change, row in CHANGES.items()}
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        plans = dict(zip(stacks, pool.map(
+            lambda item: _plan(base, tmp_path / f"change{list(stacks).index(item[0])}", item[1]),
+            stacks.items())))
+
+    problems = []
+    for change, row in CHANGES.items():
+        plan = plans[change]
+        if row["blocked"]:
+            error = plan.get("error", "")
+            if "Instance cannot be destroyed" not in error or f"Resource {row['blocked']} has" not in error:
+                problems.append(f"{change}: expected to fail at plan time on {row['blocked']}; got "
+                                + (error[-1500:] if error else "a plan that succeeds"))
+            continue
+        if "error" in plan:
+            problems.append(f"{change}: the plan failed:\n{plan['error'][-1500:]}")
+            continue
+        lost = [c["address"] for c in plan["resource_changes"]
+                if "delete" in c["change"]["actions"] and DATA_BEARING.match(c["address"])]
+        if lost:
+            problems.append(f"{change}: destroys or replaces {lost}")
+        if _new_launch_template_version(plan) != row["rolls"]:
+            problems.append(f"{change}: README says instances {'roll' if row['rolls'] else 'stay'}, "
+                            f"the plan {'makes' if not row['rolls'] else 'makes no'} new launch template version")
+    assert not problems, "\n\n".join(problems)
+
+    # The tag change, applied: tags change, the fleet does not roll.
+    autoscaling = moto_server.client("autoscaling")
+    lt_name = moto_server.client("ec2").describe_launch_templates()["LaunchTemplates"][0]["LaunchTemplateName"]
+
+    def latest_version() -> int:
+        return moto_server.client("ec2").describe_launch_templates(
+            LaunchTemplateNames=[lt_name])["LaunchTemplates"][0]["LatestVersionNumber"]
+
+    before = latest_version()
+    tagged = emulator_settings({"deletion_protection": True, "tags": {"CostCenter": "ml"}}, moto_server)
+    terraform_copy(synth_json(tagged), base)
+    tf("apply-tags", "apply", "-input=false", "-auto-approve")
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[s.names.asg])["AutoScalingGroups"][0]
+    assert {"Key": "CostCenter", "Value": "ml"} in [{"Key": t["Key"], "Value": t["Value"]} for t in group["Tags"]]
+    assert latest_version() == before, "a tag change made a new launch template version"
+    assert autoscaling.describe_instance_refreshes(AutoScalingGroupName=s.names.asg)["InstanceRefreshes"] == []
