@@ -179,6 +179,7 @@ def test_auth_config_file_and_server_environment(engine, scheme):
     assert env["MLFLOW_ARTIFACTS_DESTINATION"] == "s3://bucket/artifacts"
     assert env["MLFLOW_WORKERS"] == "2" and env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert "MLFLOW_AUTH_ADMIN_USERNAME" not in env
+    assert env["MLFLOW_DB_PASSWORD_SSM_PARAMETER"] == "/mlflow/dev/db/password"  # the rotation hook's
     assert not any(k.startswith(L.ENV_PREFIX) for k in env)  # the launcher's own settings stay here
     assert L.server_argv(config)[-4:] == ["mlflow", "server", "--app-name", "basic-auth"]
 

@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 LAUNCHER_SOURCE = HERE / "launcher.py"
 INSTALL_SCRIPT = HERE / "install-venv.sh"
+DB_PASSWORD_HOOK = HERE / "db_password_hook.py"  # install-venv.sh puts it into the venv
 
 USER_DATA_LIMIT = 4 * 1024  # ours; EC2 takes 16 KiB
 BUNDLE_PREFIX = "bootstrap/"
@@ -336,6 +337,7 @@ def build_bundle(inputs: BootstrapInputs) -> Bundle:
     members: dict[str, tuple[str, bytes]] = {
         "bootstrap.sh": ("0755", rendered.script.encode()),
         "install-venv.sh": ("0755", INSTALL_SCRIPT.read_bytes()),
+        "db_password_hook.py": ("0644", DB_PASSWORD_HOOK.read_bytes()),
         "requirements.txt": ("0644", lock_for(inputs.mlflow_version).read_bytes()),
         "uv.txt": ("0644", UV_LOCK.read_bytes()),
     }

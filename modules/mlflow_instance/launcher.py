@@ -79,6 +79,7 @@ PG_AUTH_LOCK = 7340061584  # pg_advisory_lock key of the auth-store migration
 PG_URI_LOCK = 7340061585  # pg_advisory_lock key of the artifact URI rewrite
 LOCK_TIMEOUT = 300  # seconds to wait for another instance's server-wide lock (MySQL GET_LOCK)
 ARTIFACTS_PREFIX = "artifacts"  # path of the artifacts destination inside the bucket, by default
+DB_PASSWORD_HOOK_VARIABLE = "MLFLOW_DB_PASSWORD_SSM_PARAMETER"  # noqa: S105 (a variable name; = db_password_hook.ENV_PARAMETER)
 PROXY_ROOT = "mlflow-artifacts:/"  # the server resolves mlflow-artifacts:/<rest> to <destination>/<rest>
 # Every column where MLflow stores an artifact location: (table, column).
 ARTIFACT_URI_COLUMNS = (
@@ -443,6 +444,8 @@ def server_environment(values: Mapping[str, str], base: Mapping[str, str], confi
         cache = f'rediss://{values["cache/endpoint"]}:{int(values["cache/port"])}/0'
         env["MLFLOW_GATEWAY_BUDGET_REDIS_URL"] = cache
     env.pop("MLFLOW_AUTH_ADMIN_USERNAME", None)
+    # Activates db_password_hook in the server's processes: new connections read the password from SSM.
+    env[DB_PASSWORD_HOOK_VARIABLE] = config.ssm_names["db/password"]
     if config.auth:
         if not auth_config_path:
             raise ValueError("auth is on: the server needs the path of basic_auth.ini")

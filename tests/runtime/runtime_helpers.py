@@ -6,13 +6,17 @@ those: nothing here looks processes up by name.
 """
 from __future__ import annotations
 
+import base64
 import fcntl
 import io
 import os
 import random
+import secrets
+import shlex
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import sys
 import tarfile
@@ -23,6 +27,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
+
+from modules.mlflow_instance import UNIT_PATH, BootstrapInputs
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 MARIADB_BIN = Path("/usr/sbin/mariadbd")
@@ -375,6 +381,37 @@ class Postgres(Database):
                 sql.Identifier(self.name), sql.Identifier(self.user)))
         conn.close()
 
+    def _superuser(self):
+        import psycopg2
+
+        conn = psycopg2.connect(host=str(self.dir), port=self.port, user="postgres", dbname="postgres")
+        conn.autocommit = True
+        return conn
+
+    def set_password(self, password: str) -> None:
+        """ALTER ROLE ... PASSWORD, as the superuser over the socket (existing sessions stay)."""
+        from psycopg2 import sql
+
+        conn = self._superuser()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(self.user), sql.Literal(password)))
+        finally:
+            conn.close()
+        self.password = password
+
+    def end_sessions(self) -> int:
+        """pg_terminate_backend on every session of the user; how many were ended."""
+        conn = self._superuser()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE usename = %s", (self.user,))
+                return cur.fetchone()[0]
+        finally:
+            conn.close()
+
 
 class MariaDB(Database):
     """MariaDB 10.11 (the MySQL stand-in) with its own datadir; TLS required."""
@@ -423,5 +460,217 @@ class MariaDB(Database):
             f"GRANT ALL PRIVILEGES ON *.* TO '{self.user}'@'%';\n"
         ))
 
+    def _sql(self, statements: str) -> str:
+        """Statements as root over the socket, on stdin (no secret in a command line)."""
+        return run(["mariadb", f"--defaults-file={self.dir / 'my.cnf'}", "--batch", "--skip-column-names"],
+                   input=statements).stdout
+
+    def set_password(self, password: str) -> None:
+        """ALTER USER ... IDENTIFIED BY (existing sessions stay)."""
+        self._sql(f"ALTER USER '{self.user}'@'%' IDENTIFIED BY '{password}';\n")
+        self.password = password
+
+    def end_sessions(self) -> int:
+        """KILL every session of the user; how many were ended."""
+        ids = self._sql(f"SELECT id FROM information_schema.processlist WHERE user = '{self.user}';\n").split()
+        if ids:
+            self._sql("".join(f"KILL CONNECTION {int(i)};\n" for i in ids))
+        return len(ids)
+
     def describe(self) -> str:
         return tail(self.dir / "error.log")
+
+
+# --- one instance: the rendered bundle run as systemd would, behind nginx ---------
+
+ALLOWED_HOSTS = "mlflow.example.test, internal-mlflow-123.us-east-1.elb.example"
+ALPHANUMERIC = string.ascii_letters + string.digits  # what the product's generated secrets use
+
+
+def random_secret(length: int) -> str:
+    return "".join(secrets.choice(ALPHANUMERIC) for _ in range(length))
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def inputs_for(engine: str, work: Path, ca_bundle: Path, **overrides) -> BootstrapInputs:
+    fields = dict(
+        region="us-east-1",
+        ssm_prefix=f"/mlflow/runtime-{engine}",
+        log_group_mlflow="/mlflow/runtime/mlflow",
+        log_group_nginx="/mlflow/runtime/nginx",
+        log_group_system="/mlflow/runtime/system",
+        mlflow_version="3.17.2",
+        db_engine=engine,
+        metrics_namespace="MLflow/runtime-test",
+        mlflow_port=free_port(),
+        http_port=free_port(),
+        workers=2,
+        state_dir=str(work / "state"),
+        log_dir=str(work / "log"),
+        ca_bundle_path=str(ca_bundle),
+    )
+    fields.update(overrides)
+    return BootstrapInputs(**fields)
+
+
+def unit_settings(unit: str) -> tuple[dict[str, str], list[str], dict[str, str]]:
+    """(Environment=, ExecStart= argv, other [Service] keys) of a rendered unit."""
+    env: dict[str, str] = {}
+    keys: dict[str, str] = {}
+    argv: list[str] = []
+    for line in unit.splitlines():
+        if line.startswith("Environment="):
+            for assignment in shlex.split(line[len("Environment="):]):
+                name, _, value = assignment.partition("=")
+                env[name] = value
+        elif line.startswith("ExecStart="):
+            argv = shlex.split(line[len("ExecStart="):])
+        elif "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            keys[key] = value
+    return env, argv, keys
+
+
+def env_file(path: Path) -> dict[str, str]:
+    """An EnvironmentFile= as systemd reads the ones we write: KEY=VALUE lines, '#' comments."""
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def unpack(bundle, work: Path) -> Path:
+    """The bundle's files under a fake root (work/root), as bootstrap.sh installs them."""
+    extract(bundle, work / "bundle")
+    root = work / "root"
+    (work / "bundle" / "files").rename(root)
+    return root
+
+
+class Instance:
+    """The launcher of one rendered bundle, run as systemd would, with MLflow's locked venv."""
+
+    def __init__(self, inputs: BootstrapInputs, work: Path, root: Path, venv: Path, endpoint: str, request):
+        self.inputs, self.work, self.root, self.venv, self.request = inputs, work, root, venv, request
+        unit_env, self.exec_start, self.unit_keys = unit_settings((root / UNIT_PATH.lstrip("/")).read_text())
+        self.log_file = Path(self.unit_keys["StandardOutput"].removeprefix("append:"))
+        self.runtime_dir = work / "run" / self.unit_keys.get("RuntimeDirectory", "mlflow")
+        self.runtime_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
+        for directory in (inputs.state_dir, inputs.log_dir):
+            Path(directory).mkdir(parents=True, exist_ok=True)
+        launcher_env = env_file(root / self.unit_keys["EnvironmentFile"].lstrip("/"))
+        self.env = {"PATH": SYSTEMD_PATH, "LANG": "C.UTF-8", **unit_env, **launcher_env,
+                    "RUNTIME_DIRECTORY": str(self.runtime_dir),
+                    "AWS_ENDPOINT_URL": endpoint,
+                    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+    def service(self) -> Service:
+        """ExecStart= with the venv of the lock and the launcher from the bundle."""
+        argv = [str(self.venv / "bin" / "python"), str(self.root / self.exec_start[1].lstrip("/"))]
+        service = Service(f"mlflow {self.inputs.mlflow_version} ({self.inputs.db_engine})", argv,
+                          self.log_file, env=self.env, cwd=Path(self.unit_keys["WorkingDirectory"]))
+        self.request.addfinalizer(service.stop)
+        return service
+
+
+def put_parameters(ssm, inputs: BootstrapInputs, values: dict[str, str]) -> None:
+    """The SSM parameters under the names the bundle's launcher.env gives, as Terraform would create them."""
+    secret_keys = ("db/password", "mlflow/admin_password", "mlflow/flask_secret_key")
+    for key, name in inputs.parameter_names.items():
+        if key in values:
+            ssm.put_parameter(Name=name, Value=values[key], Overwrite=True,
+                              Type="SecureString" if key in secret_keys else "String")
+
+
+
+def nginx_test_conf(directory: Path, site: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    conf = directory / "nginx.conf"
+    d = directory
+    conf.write_text(
+        "daemon off;\nmaster_process on;\nworker_processes 1;\n"
+        f"pid {d}/nginx.pid;\nerror_log {d}/error.log info;\n"
+        "events { worker_connections 128; }\n"
+        "http {\n"
+        f"    access_log {d}/access.log;\n"
+        f"    client_body_temp_path {d}/client_body;\n    proxy_temp_path {d}/proxy;\n"
+        f"    fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n"
+        f"    scgi_temp_path {d}/scgi;\n"
+        f"    include {site};\n"
+        "}\n"
+    )
+    return conf
+
+
+def nginx_check(conf: Path) -> None:
+    run([NGINX_BIN, "-t", "-q", "-c", str(conf), "-p", str(conf.parent), "-e", str(conf.parent / "error.log")])
+
+
+@dataclass
+class Deployment:
+    """One booted instance: the launcher's MLflow behind nginx, with its SSM parameters and bucket."""
+
+    inputs: BootstrapInputs
+    bundle: object
+    root: Path
+    venv: Path
+    instance: Instance
+    service: Service  # the launcher, then mlflow server
+    nginx: Service
+    base: str  # nginx's URL
+    ssm: object
+    parameters: dict[str, str]
+    bucket: str
+    start_seconds: float  # launcher start to /health 200 through nginx
+
+
+def boot_deployment(database, moto_server, locked_venv, work: Path, tls: TLS, request,
+                    name: str = "runtime", **overrides) -> Deployment:
+    """Render, unpack and install the bundle, put its SSM parameters and bucket (as Terraform would),
+    start nginx (502 until MLflow is up), then the launcher, and wait for /health through nginx.
+
+    ``name`` keeps the bucket and SSM names of tests sharing one moto server apart."""
+    from modules.mlflow_instance import NGINX_SITE_PATH, build_bundle
+
+    engine = database.engine
+    inputs = inputs_for(engine, work, tls.ca_cert, **{"ssm_prefix": f"/mlflow/{name}-{engine}", **overrides})
+    bundle = build_bundle(inputs)
+    root = unpack(bundle, work)
+    venv = locked_venv(bundle)
+    instance = Instance(inputs, work, root, venv, moto_server.endpoint, request)
+
+    bucket = f"mlflow-{name}-{engine}"
+    moto_server.client("s3").create_bucket(Bucket=bucket)
+    ssm = moto_server.client("ssm")
+    parameters = {
+        "db/host": database.host, "db/port": str(database.port), "db/name": database.name,
+        "db/username": database.user, "db/password": database.password,
+        "cache/endpoint": "cache.example.test", "cache/port": "6379",
+        "mlflow/artifact_bucket": bucket, "mlflow/allowed_hosts": ALLOWED_HOSTS,
+        "mlflow/admin_password": random_secret(32), "mlflow/flask_secret_key": random_secret(64),
+    }
+    put_parameters(ssm, inputs, parameters)
+
+    nginx_conf = nginx_test_conf(work / "nginx", root / NGINX_SITE_PATH.lstrip("/"))
+    nginx_check(nginx_conf)
+    nginx = Service("nginx", [NGINX_BIN, "-c", str(nginx_conf), "-p", str(nginx_conf.parent),
+                              "-e", str(nginx_conf.parent / "error.log")],
+                    work / "nginx" / "stdout.log")
+    request.addfinalizer(nginx.stop)
+    nginx.start()
+    base = f"http://127.0.0.1:{inputs.http_port}"
+    wait_until(lambda: http_status(f"{base}/health") == 502, "nginx (502 before MLflow starts)", 20, nginx)
+
+    service = instance.service()
+    started = time.monotonic()
+    service.start()
+    direct = f"http://127.0.0.1:{inputs.mlflow_port}/health"
+    wait_until(lambda: http_status(direct) == 200, "MLflow /health on its own port", 120, service)
+    wait_until(lambda: http_status(f"{base}/health") == 200, "MLflow /health through nginx", 10, service)
+    return Deployment(inputs, bundle, root, venv, instance, service, nginx, base, ssm, parameters, bucket,
+                      time.monotonic() - started)

@@ -12,13 +12,9 @@ RuntimeDirectory=); nginx runs the rendered site file.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
-import secrets
-import shlex
 import stat
-import string
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -27,127 +23,22 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from modules.mlflow_instance import (
-    NGINX_SITE_PATH,
-    UNIT_PATH,
-    BootstrapInputs,
-    build_bundle,
-    render_user_data,
-)
+from modules.mlflow_instance import NGINX_SITE_PATH, build_bundle, render_user_data
 from runtime_helpers import (
     DB_PASSWORD,
-    NGINX_BIN,
-    Service,
-    extract,
-    free_port,
+    basic_auth,
+    boot_deployment,
     http_status,
+    inputs_for,
+    nginx_check,
+    nginx_test_conf,
+    random_secret,
     run,
+    unpack,
     wait_until,
 )
 
 pytestmark = pytest.mark.runtime
-
-ALLOWED_HOSTS = "mlflow.example.test, internal-mlflow-123.us-east-1.elb.example"
-ALPHANUMERIC = string.ascii_letters + string.digits  # what the product's generated secrets use
-
-
-def random_secret(length: int) -> str:
-    return "".join(secrets.choice(ALPHANUMERIC) for _ in range(length))
-
-
-def basic_auth(user: str, password: str) -> dict[str, str]:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def inputs_for(engine: str, work: Path, ca_bundle: Path, **overrides) -> BootstrapInputs:
-    fields = dict(
-        region="us-east-1",
-        ssm_prefix=f"/mlflow/runtime-{engine}",
-        log_group_mlflow="/mlflow/runtime/mlflow",
-        log_group_nginx="/mlflow/runtime/nginx",
-        log_group_system="/mlflow/runtime/system",
-        mlflow_version="3.17.2",
-        db_engine=engine,
-        metrics_namespace="MLflow/runtime-test",
-        mlflow_port=free_port(),
-        http_port=free_port(),
-        workers=2,
-        state_dir=str(work / "state"),
-        log_dir=str(work / "log"),
-        ca_bundle_path=str(ca_bundle),
-    )
-    fields.update(overrides)
-    return BootstrapInputs(**fields)
-
-
-def unit_settings(unit: str) -> tuple[dict[str, str], list[str], dict[str, str]]:
-    """(Environment=, ExecStart= argv, other [Service] keys) of a rendered unit."""
-    env: dict[str, str] = {}
-    keys: dict[str, str] = {}
-    argv: list[str] = []
-    for line in unit.splitlines():
-        if line.startswith("Environment="):
-            for assignment in shlex.split(line[len("Environment="):]):
-                name, _, value = assignment.partition("=")
-                env[name] = value
-        elif line.startswith("ExecStart="):
-            argv = shlex.split(line[len("ExecStart="):])
-        elif "=" in line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            keys[key] = value
-    return env, argv, keys
-
-
-def env_file(path: Path) -> dict[str, str]:
-    """An EnvironmentFile= as systemd reads the ones we write: KEY=VALUE lines, '#' comments."""
-    lines = path.read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
-
-
-def unpack(bundle, work: Path) -> Path:
-    """The bundle's files under a fake root (work/root), as bootstrap.sh installs them."""
-    extract(bundle, work / "bundle")
-    root = work / "root"
-    (work / "bundle" / "files").rename(root)
-    return root
-
-
-class Instance:
-    """The launcher of one rendered bundle, run as systemd would, with MLflow's locked venv."""
-
-    def __init__(self, inputs: BootstrapInputs, work: Path, root: Path, venv: Path, endpoint: str, request):
-        self.inputs, self.work, self.root, self.venv, self.request = inputs, work, root, venv, request
-        unit_env, self.exec_start, self.unit_keys = unit_settings((root / UNIT_PATH.lstrip("/")).read_text())
-        self.log_file = Path(self.unit_keys["StandardOutput"].removeprefix("append:"))
-        self.runtime_dir = work / "run" / self.unit_keys.get("RuntimeDirectory", "mlflow")
-        self.runtime_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
-        for directory in (inputs.state_dir, inputs.log_dir):
-            Path(directory).mkdir(parents=True, exist_ok=True)
-        launcher_env = env_file(root / self.unit_keys["EnvironmentFile"].lstrip("/"))
-        self.env = {"PATH": SYSTEMD_PATH, "LANG": "C.UTF-8", **unit_env, **launcher_env,
-                    "RUNTIME_DIRECTORY": str(self.runtime_dir),
-                    "AWS_ENDPOINT_URL": endpoint,
-                    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-    def service(self) -> Service:
-        """ExecStart= with the venv of the lock and the launcher from the bundle."""
-        argv = [str(self.venv / "bin" / "python"), str(self.root / self.exec_start[1].lstrip("/"))]
-        service = Service(f"mlflow {self.inputs.mlflow_version} ({self.inputs.db_engine})", argv,
-                          self.log_file, env=self.env, cwd=Path(self.unit_keys["WorkingDirectory"]))
-        self.request.addfinalizer(service.stop)
-        return service
-
-
-def put_parameters(ssm, inputs: BootstrapInputs, values: dict[str, str]) -> None:
-    """The SSM parameters under the names the bundle's launcher.env gives, as Terraform would create them."""
-    secret_keys = ("db/password", "mlflow/admin_password", "mlflow/flask_secret_key")
-    for key, name in inputs.parameter_names.items():
-        if key in values:
-            ssm.put_parameter(Name=name, Value=values[key], Overwrite=True,
-                              Type="SecureString" if key in secret_keys else "String")
-
 
 def files_holding(secrets_: list[str], *directories: Path) -> set[str]:
     """Files under directories holding any of the secrets (plain, URL-quoted, or that for an ini file)."""
@@ -161,29 +52,6 @@ def files_holding(secrets_: list[str], *directories: Path) -> set[str]:
                 if any(n in data for n in needles):
                     found.add(str(path))
     return found
-
-
-def nginx_test_conf(directory: Path, site: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    conf = directory / "nginx.conf"
-    d = directory
-    conf.write_text(
-        "daemon off;\nmaster_process on;\nworker_processes 1;\n"
-        f"pid {d}/nginx.pid;\nerror_log {d}/error.log info;\n"
-        "events { worker_connections 128; }\n"
-        "http {\n"
-        f"    access_log {d}/access.log;\n"
-        f"    client_body_temp_path {d}/client_body;\n    proxy_temp_path {d}/proxy;\n"
-        f"    fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n"
-        f"    scgi_temp_path {d}/scgi;\n"
-        f"    include {site};\n"
-        "}\n"
-    )
-    return conf
-
-
-def nginx_check(conf: Path) -> None:
-    run([NGINX_BIN, "-t", "-q", "-c", str(conf), "-p", str(conf.parent), "-e", str(conf.parent / "error.log")])
 
 
 def check_auth_store(ini: str, engine: str) -> str:
@@ -233,27 +101,13 @@ def test_bundle_scripts_pass_shellcheck_and_nginx(engine, base_dir, tls):
 def test_bootstrap_end_to_end(database, moto_server, locked_venv, base_dir, tls, tmp_path, request, monkeypatch):
     engine = database.engine
     work = base_dir / f"run-{engine}"
-    inputs = inputs_for(engine, work, tls.ca_cert)
+    # The bundle, its SSM parameters and bucket as Terraform would create them, nginx
+    # with the rendered site (502 until MLflow is up), then the launcher as systemd would run it.
+    deployment = boot_deployment(database, moto_server, locked_venv, work, tls, request)
+    inputs, bundle, root, venv = deployment.inputs, deployment.bundle, deployment.root, deployment.venv
+    instance, mlflow_service, base = deployment.instance, deployment.service, deployment.base
+    ssm, parameters, bucket = deployment.ssm, deployment.parameters, deployment.bucket
     assert inputs.auth and inputs.auth_admin_username == "admin"
-    bundle = build_bundle(inputs)
-    root = unpack(bundle, work)
-    venv = locked_venv(bundle)
-    instance = Instance(inputs, work, root, venv, moto_server.endpoint, request)
-
-    # --- SSM parameters and the bucket, as Terraform would create them -----------
-    bucket = f"mlflow-runtime-{engine}"
-    moto_server.client("s3").create_bucket(Bucket=bucket)
-    ssm = moto_server.client("ssm")
-    parameters = {
-        "db/host": database.host, "db/port": str(database.port), "db/name": database.name,
-        "db/username": database.user, "db/password": database.password,
-        "cache/endpoint": "cache.example.test", "cache/port": "6379",
-        "mlflow/artifact_bucket": bucket, "mlflow/allowed_hosts": ALLOWED_HOSTS,
-        "mlflow/admin_password": random_secret(32), "mlflow/flask_secret_key": random_secret(64),
-    }
-    put_parameters(ssm, inputs, parameters)
-
-    # --- the launcher, as systemd would run it -----------------------------------
     assert instance.exec_start == [f"{inputs.install_dir}/venv/bin/python", inputs.launcher_path]
     assert instance.unit_keys["EnvironmentFile"] == inputs.launcher_env_path
     assert instance.unit_keys["KillMode"] == "control-group"
@@ -262,26 +116,7 @@ def test_bootstrap_end_to_end(database, moto_server, locked_venv, base_dir, tls,
     # RUNTIME_DIRECTORY; here a private directory stands in for it.
     assert (instance.unit_keys["RuntimeDirectory"], instance.unit_keys["RuntimeDirectoryMode"]) == ("mlflow", "0700")
     runtime_dir, log_file = instance.runtime_dir, instance.log_file
-    mlflow_service = instance.service()
-
-    # --- nginx with the rendered site ----------------------------------------------
-    nginx_conf = nginx_test_conf(work / "nginx", root / NGINX_SITE_PATH.lstrip("/"))
-    nginx_check(nginx_conf)
-    nginx = Service("nginx", [NGINX_BIN, "-c", str(nginx_conf), "-p", str(nginx_conf.parent),
-                              "-e", str(nginx_conf.parent / "error.log")],
-                    work / "nginx" / "stdout.log")
-    request.addfinalizer(nginx.stop)
-    nginx.start()
-    base = f"http://127.0.0.1:{inputs.http_port}"
-    wait_until(lambda: http_status(f"{base}/health") == 502, "nginx (502 before MLflow starts)", 20, nginx)
-
-    started = time.monotonic()
-    mlflow_service.start()
-    direct = f"http://127.0.0.1:{inputs.mlflow_port}/health"
-    wait_until(lambda: http_status(direct) == 200, "MLflow /health on its own port", 120, mlflow_service)
-    wait_until(lambda: http_status(f"{base}/health") == 200, "MLflow /health through nginx", 10,
-               mlflow_service)
-    print(f"\n{engine}: launcher start to healthy through nginx {time.monotonic() - started:.1f}s")
+    print(f"\n{engine}: launcher start to healthy through nginx {deployment.start_seconds:.1f}s")
 
     # --- MLflow runs from the locked venv: the lock's exact versions -----------------
     server_exe = Path(f"/proc/{mlflow_service.pgid}/exe").resolve()
@@ -322,6 +157,7 @@ def test_bootstrap_end_to_end(database, moto_server, locked_venv, base_dir, tls,
     assert server_env["MLFLOW_ARTIFACTS_DESTINATION"] == f"s3://{bucket}/artifacts"
     assert server_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert server_env["MLFLOW_WORKERS"] == "2"
+    assert server_env["MLFLOW_DB_PASSWORD_SSM_PARAMETER"] == inputs.parameter_names["db/password"]
     assert server_env["MLFLOW_GATEWAY_BUDGET_REDIS_URL"] == "rediss://cache.example.test:6379/0"
     assert "https://mlflow.example.test" in server_env["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"].split(",")
     # Where the secrets that came from SSM are at rest now: only the DB password, only in

@@ -27,15 +27,19 @@ from mlflow.tracking import MlflowClient
 from modules.mlflow_instance import NGINX_SITE_PATH, build_bundle
 from modules.mlflow_instance import launcher as L
 from modules.naming import names_for
-from runtime_helpers import NGINX_BIN, Service, free_port, http_status, wait_until
-from test_bootstrap_runtime import (
+from runtime_helpers import (
     ALLOWED_HOSTS,
+    NGINX_BIN,
     Instance,
+    Service,
+    free_port,
+    http_status,
     inputs_for,
     nginx_test_conf,
     put_parameters,
     random_secret,
     unpack,
+    wait_until,
 )
 
 pytestmark = pytest.mark.runtime

@@ -87,7 +87,7 @@ def test_bundle_is_byte_identical_for_the_same_inputs_and_content_addressed():
     assert gzip.decompress(a.data)  # a valid gzip stream
     assert a.data[4:8] == b"\0\0\0\0"  # gzip header mtime 0
     found = members(a.data)
-    assert set(found) == {"bootstrap.sh", "install-venv.sh", "requirements.txt", "uv.txt"} | {
+    assert set(found) == {"bootstrap.sh", "install-venv.sh", "db_password_hook.py", "requirements.txt", "uv.txt"} | {
         f"files{p}" for p in INSTALLED}
     assert list(found) == sorted(found)
     for info in found.values():
@@ -95,6 +95,8 @@ def test_bundle_is_byte_identical_for_the_same_inputs_and_content_addressed():
     assert found["bootstrap.sh"].mode == found["install-venv.sh"].mode == 0o755
     assert a.members["requirements.txt"] == lock_for("3.17.2").read_bytes()
     assert a.members["uv.txt"] == locking.UV_LOCK.read_bytes()
+    assert a.members["db_password_hook.py"] == mi.DB_PASSWORD_HOOK.read_bytes()
+    assert found["db_password_hook.py"].mode == 0o644
 
 
 @pytest.mark.parametrize("change", [

@@ -21,14 +21,16 @@ from mlflow.tracking import MlflowClient
 from modules.mlflow_instance import build_bundle, locking
 from modules.mlflow_instance import launcher as L
 from modules.settings import Settings
-from runtime_helpers import http_status, run, wait_until
-from test_bootstrap_runtime import (
+from runtime_helpers import (
     ALLOWED_HOSTS,
     Instance,
+    http_status,
     inputs_for,
     put_parameters,
     random_secret,
+    run,
     unpack,
+    wait_until,
 )
 
 pytestmark = pytest.mark.runtime
