@@ -550,3 +550,10 @@ def test_user_tags_are_on_the_group_and_never_in_the_launch_template():
 def test_instance_refresh_rolls_back_by_itself(default):
     prefs = res(default, "aws_autoscaling_group.mlflow")["instance_refresh"]["preferences"]
     assert prefs["auto_rollback"] is True and prefs["min_healthy_percentage"] == 50
+
+
+def test_a_new_auth_secrets_version_rolls_the_instances_after_the_secrets_are_written(default):
+    bumped = synth_json(settings_for(mlflow_auth_secrets_version=2))
+    assert res(bumped, "aws_launch_template.mlflow")["user_data"] != res(default, "aws_launch_template.mlflow")["user_data"]
+    assert set(res(default, "aws_s3_object.bootstrap_bundle")["depends_on"]) == {
+        "aws_ssm_parameter.mlflow_admin_password", "aws_ssm_parameter.mlflow_flask_secret_key"}

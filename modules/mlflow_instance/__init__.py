@@ -106,6 +106,9 @@ class BootstrapInputs(BaseModel):
     log_dir: str = "/var/log/mlflow"
     ca_bundle_path: str = "/opt/mlflow/rds-global-bundle.pem"
     auth: bool = Field(default=True, description="MLflow basic auth (--app-name basic-auth)")
+    auth_secrets_version: int = Field(
+        default=1, ge=1, description="in launcher.env only: a bump changes the bundle, so the group rolls and "
+        "every server starts with the new admin password and Flask secret key (the launcher ignores it)")
     auth_admin_username: str = "admin"
     auth_db_name: str = Field(
         default="mlflow_auth",
