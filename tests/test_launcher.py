@@ -392,12 +392,14 @@ def test_mlflow_reads_the_pool_variables_the_launcher_sets():
     if text:
         assert "if pool_max_overflow:" in text and "if pool_size:" in text and "if pool_recycle:" in text
     env = L.server_environment(VALUES, {}, config_for(workers=2, db_connections=25), "/run/mlflow/basic_auth.ini")
-    assert (env["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"], env["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"]) == ("2", "2")
     assert env["MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE"] == str(L.POOL_RECYCLE_SECONDS)
     assert env[L.REQUEST_THREADS_VARIABLE] == "3" and env["MLFLOW_WORKERS"] == "1"
     assert "MLFLOW_PORT" not in env
-    # The `mlflow server` parent keeps no connection; serving_loop gives the worker its pools back.
+    # The `mlflow server` parent keeps no connection (NullPool takes no sizes); serving_loop gives
+    # the uvicorn worker its pools.
     assert env["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] == "NullPool"
+    assert "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE" not in env and "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW" not in env
+    assert (env["MLFLOW_WORKER_POOL_SIZE"], env["MLFLOW_WORKER_MAX_OVERFLOW"]) == ("2", "2")
 
 
 def test_the_rendered_env_file_gives_processes_ports_and_budget():
@@ -427,7 +429,11 @@ def test_serving_loop_caps_the_threads_flask_requests_run_in(monkeypatch):
     import anyio.to_thread
 
     monkeypatch.setenv(L.REQUEST_THREADS_VARIABLE, "2")
-    monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
+    env = L.server_environment(VALUES, {}, config_for(workers=2, db_connections=25), "/run/mlflow/basic_auth.ini")
+    for name in ("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", *L.WORKER_POOL_VARIABLES):
+        monkeypatch.setenv(name, env[name])
+    for name in L.WORKER_POOL_VARIABLES.values():
+        monkeypatch.delenv(name, raising=False)
     active = peak = 0
     lock = threading.Lock()
 
@@ -449,3 +455,10 @@ def test_serving_loop_caps_the_threads_flask_requests_run_in(monkeypatch):
         runner.run(many())
     assert peak == 2
     assert "MLFLOW_SQLALCHEMYSTORE_POOLCLASS" not in os.environ  # the worker's engines pool
+    assert (os.environ["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"], os.environ["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"]) == (
+        "2", "2")
+    import sqlalchemy as sa
+    from mlflow.store.db.utils import create_sqlalchemy_engine
+
+    pool = create_sqlalchemy_engine("postgresql+psycopg2://u:p@127.0.0.1:1/db").pool  # nothing connects
+    assert isinstance(pool, sa.pool.QueuePool) and (pool.size(), pool._max_overflow) == (2, 2)

@@ -86,6 +86,12 @@ MAX_REQUEST_THREADS = 8  # Flask requests one server runs at once, at most (more
 DEFAULT_DB_CONNECTIONS = 120  # per instance, when the budget is not given (hand runs, tests)
 POOL_RECYCLE_SECONDS = 1800  # replace pooled connections older than this (below servers' idle timeouts)
 REQUEST_THREADS_VARIABLE = "MLFLOW_REQUEST_THREADS"  # read by serving_loop in each server
+# serving_loop moves these to MLflow's pool variables in the uvicorn worker (not in its parent,
+# whose NullPool refuses pool sizes).
+WORKER_POOL_VARIABLES = {
+    "MLFLOW_WORKER_POOL_SIZE": "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE",
+    "MLFLOW_WORKER_MAX_OVERFLOW": "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW",
+}
 # Each server remembers a verified login this long instead of hashing the password (PBKDF2, tens
 # to hundreds of ms of CPU) on every request; a password changed through another server's API is
 # accepted until then (MLflow's basic_auth.ini explains the trade-off).
@@ -490,14 +496,17 @@ def serving_loop():
 
     A plain asyncio loop whose first task sets anyio's default thread limiter, through which the
     Flask app (every tracking and auth request) runs, to MLFLOW_REQUEST_THREADS tokens (default 40).
-    Requests beyond it wait in the loop without holding a database connection. It also drops
+    Requests beyond it wait in the loop without holding a database connection. It also replaces
     MLFLOW_SQLALCHEMYSTORE_POOLCLASS=NullPool, which the launcher sets for the `mlflow server` parent
-    (its store checks then keep no idle connection): uvicorn imports the app after making the loop,
-    so this worker's engines pool.
+    (its store checks then keep no idle connection), by the pool sizes (WORKER_POOL_VARIABLES):
+    uvicorn imports the app after making the loop, so this worker's engines pool.
     """
     import asyncio
 
     os.environ.pop("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", None)
+    for staged, variable in WORKER_POOL_VARIABLES.items():
+        if staged in os.environ:
+            os.environ[variable] = os.environ.pop(staged)
     threads = int(os.environ.get(REQUEST_THREADS_VARIABLE, "0") or 0)
     loop = asyncio.new_event_loop()
     if threads > 0:
@@ -528,8 +537,10 @@ def server_environment(values: Mapping[str, str], base: Mapping[str, str], confi
     plan = config.pool_plan
     if plan is None:  # pragma: no cover (Config refuses a budget without one)
         raise ValueError("no pool plan")
-    env["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"] = str(plan.pool_size)
-    env["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"] = str(plan.max_overflow)
+    env["MLFLOW_WORKER_POOL_SIZE"] = str(plan.pool_size)  # MLFLOW_SQLALCHEMYSTORE_* in the worker
+    env["MLFLOW_WORKER_MAX_OVERFLOW"] = str(plan.max_overflow)
+    for variable in WORKER_POOL_VARIABLES.values():
+        env.pop(variable, None)
     env["MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE"] = str(POOL_RECYCLE_SECONDS)
     env["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"  # for the parent only: serving_loop drops it
     env[REQUEST_THREADS_VARIABLE] = str(plan.threads)

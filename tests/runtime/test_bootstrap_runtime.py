@@ -329,8 +329,10 @@ def test_bootstrap_end_to_end(database, moto_server, locked_venv, base_dir, tls,
     assert server_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert server_env["MLFLOW_WORKERS"] == "1"
     # Pools from 25 connections for 2 servers: 2 + 2 per engine, 3 requests at once.
-    assert (server_env["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"], server_env["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"],
-            server_env["MLFLOW_REQUEST_THREADS"]) == ("2", "2", "3")
+    # serving_loop makes them MLflow's pool variables in the uvicorn worker; its parent uses NullPool.
+    assert (server_env["MLFLOW_WORKER_POOL_SIZE"], server_env["MLFLOW_WORKER_MAX_OVERFLOW"],
+            server_env["MLFLOW_REQUEST_THREADS"], server_env["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"]) == (
+        "2", "2", "3", "NullPool")
     assert server_env["MLFLOW_GATEWAY_BUDGET_REDIS_URL"] == "rediss://cache.example.test:6379/0"
     assert "https://mlflow.example.test" in server_env["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"].split(",")
     # Where the secrets that came from SSM are at rest now: only the DB password, only in
