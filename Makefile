@@ -13,7 +13,7 @@ export CHECKPOINT_DISABLE := 1
 TEST_WORKERS ?= 6
 PIPENV ?= $(shell command -v pipenv 2>/dev/null || echo "python3 -m pipenv")
 
-.PHONY: setup synth test test-unit runtime-deps diagram policy-scan bench clean
+.PHONY: setup synth test test-unit runtime-deps diagram policy-scan bench load-bench clean
 
 .venv/.synced: Pipfile.lock
 	python3 -m pipenv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check 'pipenv==2026.10.3'
@@ -66,6 +66,10 @@ lock: setup
 
 bench: setup
 	python3 -m pipenv run python bench/synth_bench.py
+
+# As root, with the runtime tier's packages: serving under load (docs/runtime.md, "Load benchmark").
+load-bench: setup
+	python3 -m pipenv run python bench/load_bench.py --runs 3
 
 clean:
 	rm -rf cdktf.out .venv .venv-checkov .venv-iam node_modules

@@ -102,11 +102,12 @@ class MlflowStack(AddressedStack):
             ssm_prefix=s.ssm_prefix, log_group_names=s.log_group_names, log_retention_days=s.log_retention_days,
             metrics_namespace=metrics_namespace, instance_type=s.instance_type,
             min_size=s.asg_min_size, desired_capacity=s.asg_desired_capacity, max_size=s.asg_max_size,
-            mlflow_version=s.mlflow_version, mlflow_workers=s.mlflow_workers, db_engine=s.db_engine,
+            mlflow_version=s.mlflow_version, mlflow_workers=s.mlflow_processes, db_engine=s.db_engine,
             certificate_arn=s.certificate_arn, deletion_protection=s.deletion_protection, tags=s.all_tags,
             launch_tags=s.base_tags, ami_id=s.ami_id,
             alb_internet_facing=s.alb_internet_facing, domain_name=s.domain_name, route53_zone_id=s.route53_zone_id,
             waf=s.waf, auth=s.mlflow_auth, auth_secrets_version=s.mlflow_auth_secrets_version,
+            db_connections=s.db_budget.per_instance,
             scaling=ScalingProps(
                 requests_per_target=s.scaling_requests_per_target, cpu_percent=s.scaling_cpu_percent,
                 instance_warmup_seconds=s.instance_warmup_seconds,

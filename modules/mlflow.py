@@ -76,6 +76,7 @@ from constructs import Construct
 
 from .base import policy_document as _policy
 from .base import KmsKeyRef, guarded, service_principal
+from .db_budget import REFRESH_MIN_HEALTHY_PERCENT
 from .mlflow_instance import BootstrapInputs, build_bundle, render_user_data
 from .edge import Edge, EdgeProps
 from .naming import Names
@@ -175,7 +176,7 @@ class MlflowProps:
     mlflow_version: str
     """MLflow version the instances install (a new one rolls the group)."""
     mlflow_workers: int
-    """MLflow server worker processes per instance."""
+    """Single-worker MLflow server processes per instance (resolved: at least 1)."""
     db_engine: str
     """``mysql`` or ``postgres``: the database driver the instances install."""
     certificate_arn: Optional[str]
@@ -205,6 +206,9 @@ class MlflowProps:
     """MLflow basic auth (docs/auth.md): admin password and Flask secret key in SSM (default on)."""
     auth_secrets_version: int = 1
     """Bump to generate new auth secrets (admin password and Flask secret key) in SSM (default 1)."""
+    db_connections: Optional[int] = None
+    """Database connections each instance's servers may hold (modules/db_budget.py); None = the
+    launcher's default."""
     scaling: ScalingProps = field(kw_only=True)
     """Target tracking, warmup, health-check grace and deregistration delay (required, keyword only)."""
 
@@ -418,6 +422,7 @@ class Mlflow(Construct):
             mlflow_port=MLFLOW_PORT,
             http_port=HTTP_PORT,
             workers=p.mlflow_workers,
+            db_connections=p.db_connections,
             auth=p.auth,
             auth_secrets_version=p.auth_secrets_version,
             artifacts_prefix=p.names.artifacts_prefix,
@@ -489,7 +494,7 @@ class Mlflow(Construct):
             instance_refresh=AutoscalingGroupInstanceRefresh(
                 strategy="Rolling",
                 preferences=AutoscalingGroupInstanceRefreshPreferences(
-                    min_healthy_percentage=50, auto_rollback=True),
+                    min_healthy_percentage=REFRESH_MIN_HEALTHY_PERCENT, auto_rollback=True),
             ),
             enabled_metrics=["GroupDesiredCapacity", "GroupInServiceInstances", "GroupTotalInstances"],
             tag=[AutoscalingGroupTag(key=k, value=v, propagate_at_launch=True)

@@ -26,7 +26,10 @@ from pydantic import (
     model_validator,
 )
 
+from .db_budget import Budget, connection_budget
 from .db_limits import default_max_connections
+from .instance_types import instance_shape
+from .mlflow_instance.launcher import connections_per_process, serving_processes
 from .mlflow_instance.locking import locked_versions
 from .naming import Names, names_for
 
@@ -182,7 +185,10 @@ class Settings(_Strict):
     mlflow_auth_secrets_version: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     """Bump to generate a new admin password and Flask secret key."""
     mlflow_workers: Annotated[int, Field(ge=0, le=32)] = 0
-    """MLflow server worker processes; 0 = decided at boot from the CPU count."""
+    """Single-worker MLflow server processes per instance, behind nginx (docs/runtime.md, "Serving").
+    0 = one per vCPU of instance_type, capped by its memory at 600 MiB each after 768 MiB
+    (modules/instance_types.py); set it for a type not in that table. The database connection budget
+    counts them."""
 
     # --- demand scaling (docs/observability.md) ----------------------------------
     scaling_requests_per_target: Annotated[int, Field(ge=10, le=100_000)] = 1500
@@ -215,6 +221,11 @@ class Settings(_Strict):
     """Automated backup retention (1 to 35 days)."""
     db_monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] = 60
     """RDS enhanced monitoring interval in seconds (OS metrics); 0 turns it off."""
+    db_max_connections: Optional[Annotated[int, Field(ge=10, le=100_000)]] = None
+    """The database's max_connections. Default: RDS's default for db_instance_class
+    (modules/db_limits.py); set it for a class not in that table or a parameter group that changes
+    it. The MLflow servers' pools are sized to fit in it (docs/runtime.md, "Database connection
+    budget")."""
     db_password_version: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     """Bump to rotate the generated DB master password (RDS and SSM get a new one). With naming "hcl",
     version 1 is the adopted deployment's password, left as it is; bumping it generates ours."""
@@ -273,8 +284,8 @@ class Settings(_Strict):
     log_retention_days: int = 30
     """CloudWatch Logs retention; one of the values CloudWatch allows."""
     db_max_connections_alarm: Optional[Annotated[int, Field(ge=1, le=100_000)]] = None
-    """Database connections above which the alarm fires. Default: 80% of RDS's default max_connections
-    for db_instance_class (modules/db_limits.py); required for a class not in that table."""
+    """Database connections above which the alarm fires. Default: 80% of db_max_connections (RDS's
+    default max_connections for db_instance_class, modules/db_limits.py)."""
     chat_alerts: Optional[ChatAlertsSettings] = None
     """Alerts in a Slack or Teams channel through AWS Chatbot; default none."""
 
@@ -437,18 +448,63 @@ class Settings(_Strict):
                 "health_check_grace_seconds", self.health_check_grace_seconds,
                 f"at least instance_warmup_seconds ({self.instance_warmup_seconds}); a shorter grace replaces "
                 "instances that are still booting")
-        if self.db_max_connections_alarm is None and self.db_connections_alarm_threshold is None:
+        if self.database_max_connections is None:
             raise _FieldError(
                 "db_instance_class", self.db_instance_class,
-                "a class whose memory the stack knows (modules/db_limits.py), or set db_max_connections_alarm "
-                "to the connection count that should alarm")
+                "a class whose memory the stack knows (modules/db_limits.py), or set db_max_connections "
+                "to the database's max_connections")
+        self._check_connection_budget()
+
+    def _check_connection_budget(self) -> None:
+        if self.mlflow_processes is None:
+            raise _FieldError(
+                "mlflow_workers", self.mlflow_workers,
+                f"a number of server processes per instance (1 to 32) for instance_type {self.instance_type!r}, "
+                "whose vCPUs and memory the stack does not know (modules/instance_types.py)")
+        b = self.db_budget
+        if b.plan is None:
+            per_process = connections_per_process(2, self.mlflow_auth)
+            source = ("db_max_connections" if self.db_max_connections is not None
+                      else f"RDS's default for {self.db_instance_class} ({self.db_engine})")
+            raise _FieldError(
+                "mlflow_workers/asg_max_size/db_instance_class",
+                f"{self.mlflow_workers}/{self.asg_max_size}/{self.db_instance_class}",
+                f"a configuration whose database connections fit in max_connections: {b.peak_instances} "
+                f"instances (asg_max_size {self.asg_max_size} plus {b.peak_instances - self.asg_max_size} "
+                f"draining during an instance refresh) x {b.processes} MLflow server processes x {per_process} "
+                f"connections at least, plus {b.reserve} in reserve, need {b.required}, but {source} allows "
+                f"{b.max_connections}; lower mlflow_workers (now {b.processes} server processes per instance) or asg_max_size, "
+                "choose a db_instance_class with more memory, or set db_max_connections if the parameter "
+                "group allows more (docs/runtime.md, \"Database connection budget\")")
+
+    @property
+    def mlflow_processes(self) -> Optional[int]:
+        """MLflow server processes per instance: mlflow_workers, else from instance_type; None if unknown."""
+        if self.mlflow_workers:
+            return self.mlflow_workers
+        shape = instance_shape(self.instance_type)
+        return None if shape is None else serving_processes(*shape)
+
+    @property
+    def database_max_connections(self) -> Optional[int]:
+        """db_max_connections, else RDS's default for the class; None if unknown."""
+        if self.db_max_connections is not None:
+            return self.db_max_connections
+        return default_max_connections(self.db_engine, self.db_instance_class)
+
+    @property
+    def db_budget(self) -> Budget:
+        """The connection budget of the MLflow servers (modules/db_budget.py); after validation."""
+        assert self.database_max_connections is not None and self.mlflow_processes is not None
+        return connection_budget(self.database_max_connections, self.asg_max_size, self.mlflow_processes,
+                                 self.mlflow_auth)
 
     @property
     def db_connections_alarm_threshold(self) -> Optional[int]:
-        """db_max_connections_alarm, else 80% of RDS's default max_connections for the class."""
+        """db_max_connections_alarm, else 80% of the database's max_connections."""
         if self.db_max_connections_alarm is not None:
             return self.db_max_connections_alarm
-        limit = default_max_connections(self.db_engine, self.db_instance_class)
+        limit = self.database_max_connections
         return None if limit is None else int(limit * 0.8)
 
     def _check_edge(self) -> None:

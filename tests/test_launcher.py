@@ -5,6 +5,7 @@ No services: the runtime tier (tests/runtime) runs it against real databases.
 from __future__ import annotations
 
 import configparser
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -152,9 +153,9 @@ def test_hosts_origins_and_workers():
         "localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*"]
     assert L.cors_origins(["a.example"]) == "https://a.example,http://a.example"
     gib = 1024 ** 3
-    assert L.auto_workers(cpus=2, memory=4 * gib) == 4
-    assert L.auto_workers(cpus=8, memory=2 * gib) == 4  # memory-bound
-    assert L.auto_workers(cpus=1, memory=gib // 2) == 1
+    assert L.serving_processes(cpus=2, memory=4 * gib) == 2  # t3.medium: one per vCPU
+    assert L.serving_processes(cpus=8, memory=2 * gib) == 2  # memory-bound: 1280 MiB / 600 MiB
+    assert L.serving_processes(cpus=2, memory=gib) == 1  # t3.micro: at least one
 
 
 @pytest.mark.parametrize("engine, scheme", [("mysql", "mysql+pymysql"), ("postgres", "postgresql+psycopg2")])
@@ -177,16 +178,17 @@ def test_auth_config_file_and_server_environment(engine, scheme):
     assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == VALUES["mlflow/flask_secret_key"]
     assert env["MLFLOW_GATEWAY_BUDGET_REDIS_URL"] == "rediss://c.example:6379/0"
     assert env["MLFLOW_ARTIFACTS_DESTINATION"] == "s3://bucket/artifacts"
-    assert env["MLFLOW_WORKERS"] == "2" and env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert env["MLFLOW_WORKERS"] == "1" and env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert "MLFLOW_AUTH_ADMIN_USERNAME" not in env
     assert env["MLFLOW_DB_PASSWORD_SSM_PARAMETER"] == "/mlflow/dev/db/password"  # the rotation hook's
     assert not any(k.startswith(L.ENV_PREFIX) for k in env)  # the launcher's own settings stay here
-    assert L.server_argv(config)[-4:] == ["mlflow", "server", "--app-name", "basic-auth"]
+    argv = L.server_argv(config)
+    assert argv[1:4] == ["-m", "mlflow", "server"] and argv[-2:] == ["--app-name", "basic-auth"]
 
 
 def test_auth_off_keeps_the_plain_server():
     config = config_for(auth=False)
-    assert L.server_argv(config)[-2:] == ["mlflow", "server"]
+    assert "--app-name" not in L.server_argv(config)
     env = L.server_environment(VALUES, {"MLFLOW_WORKERS": "2"}, config)
     assert not any(k.startswith(("MLFLOW_AUTH", "MLFLOW_FLASK")) for k in env)
     assert "MLFLOW_GATEWAY_BUDGET_REDIS_URL" not in env  # no cache parameters
@@ -264,6 +266,9 @@ def test_both_naming_profiles_reach_the_instances_launcher_env(default):
         "artifacts", "false")
     assert (adopted["MLFLOW_LAUNCH_ARTIFACTS_PREFIX"],
             adopted["MLFLOW_LAUNCH_REWRITE_LEGACY_ARTIFACT_URIS"]) == ("", "true")
+    # Processes and connection budget from the settings (modules/db_budget.py, docs/runtime.md).
+    assert (ours["MLFLOW_LAUNCH_PROCESSES"], ours["MLFLOW_LAUNCH_DB_CONNECTIONS"]) == ("2", "18")
+    assert (adopted["MLFLOW_LAUNCH_PROCESSES"], adopted["MLFLOW_LAUNCH_DB_CONNECTIONS"]) == ("2", "17")
 
 
 # The URI columns of MLflow's schema (logged_models left out: a missing table is skipped).
@@ -356,3 +361,105 @@ def test_rewrite_with_a_prefix_leaves_the_bucket_root_alone():
         "model_versions.storage_location")})
     L.rewrite_artifact_uris(conn, "s3://b/artifacts")
     assert rows(conn)["runs.artifact_uri"] == {"r0": "s3://b/1", "r1": "mlflow-artifacts:/1"}
+
+
+# --- serving: single-worker servers, pools from the connection budget (docs/runtime.md, "Serving") ---
+
+def test_pool_plan_leaves_one_connection_more_than_requests_and_never_relies_on_overflow_zero():
+    # 3 engines per server with auth (tracking, model registry, auth store), 2 without.
+    assert L.connections_per_process(2, auth=True) == 6 and L.connections_per_process(2, auth=False) == 4
+    assert L.pool_plan(12, 2, auth=True) == L.PoolPlan(threads=1, pool_size=1, max_overflow=1)
+    assert L.pool_plan(11, 2, auth=True) is None  # one short of 2 x 6
+    assert L.pool_plan(18, 2, auth=True) == L.PoolPlan(threads=2, pool_size=2, max_overflow=1)
+    assert L.pool_plan(25, 2, auth=True) == L.PoolPlan(threads=3, pool_size=2, max_overflow=2)
+    assert L.pool_plan(8, 2, auth=False) == L.PoolPlan(threads=1, pool_size=1, max_overflow=1)
+    assert L.pool_plan(7, 2, auth=False) is None
+    capped = L.pool_plan(10_000, 2, auth=True)
+    assert capped.threads == L.MAX_REQUEST_THREADS and capped.per_engine == L.MAX_REQUEST_THREADS + 1
+    for connections in range(1, 400):
+        for processes in (1, 2, 3, 4):
+            plan = L.pool_plan(connections, processes, auth=True)
+            if plan is None:
+                continue
+            assert plan.max_overflow >= 1 and plan.pool_size >= 1  # MLflow drops a 0 (falsy)
+            assert plan.per_engine == plan.threads + 1  # a nested session always finds a connection
+            assert processes * L.connections_per_process(plan.per_engine, True) <= connections
+
+
+def test_mlflow_reads_the_pool_variables_the_launcher_sets():
+    """MLflow passes each variable on only when truthy: every value the launcher sets must be >= 1."""
+    source = Path(L.__file__).parent.parent.parent / ".venv/lib/python3.11/site-packages/mlflow/store/db/utils.py"
+    text = source.read_text() if source.exists() else ""
+    if text:
+        assert "if pool_max_overflow:" in text and "if pool_size:" in text and "if pool_recycle:" in text
+    env = L.server_environment(VALUES, {}, config_for(workers=2, db_connections=25), "/run/mlflow/basic_auth.ini")
+    assert env["MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE"] == str(L.POOL_RECYCLE_SECONDS)
+    assert env[L.REQUEST_THREADS_VARIABLE] == "3" and env["MLFLOW_WORKERS"] == "1"
+    assert "MLFLOW_PORT" not in env
+    # The `mlflow server` parent keeps no connection (NullPool takes no sizes); serving_loop gives
+    # the uvicorn worker its pools.
+    assert env["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] == "NullPool"
+    assert "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE" not in env and "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW" not in env
+    assert (env["MLFLOW_WORKER_POOL_SIZE"], env["MLFLOW_WORKER_MAX_OVERFLOW"]) == ("2", "2")
+
+
+def test_the_rendered_env_file_gives_processes_ports_and_budget():
+    config = config_for(workers=3, mlflow_port=5100, db_connections=40)
+    assert (config.processes, config.first_port, config.db_connections) == (3, 5100, 40)
+    assert L.server_ports(config) == [5100, 5101, 5102]
+    assert config_for().db_connections == L.DEFAULT_DB_CONNECTIONS  # no budget given
+    with pytest.raises(L.ConfigError, match="MLFLOW_LAUNCH_DB_CONNECTIONS=17; allowed: at least 18"):
+        L.Config.from_environ({**env_file(render(BootstrapInputs(**BASE_INPUTS, workers=3)).files[
+            "/opt/mlflow/launcher.env"]), "AWS_REGION": "us-east-1", "MLFLOW_LAUNCH_DB_CONNECTIONS": "17"})
+    with pytest.raises(ValueError, match=r"db_connections 11 is too few for 2 servers \(at least 12\)"):
+        BootstrapInputs(**BASE_INPUTS, workers=2, db_connections=11)
+
+
+def test_server_argv_gives_uvicorn_the_request_limiting_event_loop():
+    argv = L.server_argv(config_for())
+    opts = argv[argv.index("--uvicorn-opts") + 1].split()
+    assert opts == ["--app-dir", str(LAUNCHER.parent), "--loop", "launcher:serving_loop", "--no-access-log"]
+
+
+def test_serving_loop_caps_the_threads_flask_requests_run_in(monkeypatch):
+    import asyncio
+    import threading
+    import time
+
+    import anyio
+    import anyio.to_thread
+
+    monkeypatch.setenv(L.REQUEST_THREADS_VARIABLE, "2")
+    env = L.server_environment(VALUES, {}, config_for(workers=2, db_connections=25), "/run/mlflow/basic_auth.ini")
+    for name in ("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", *L.WORKER_POOL_VARIABLES):
+        monkeypatch.setenv(name, env[name])
+    for name in L.WORKER_POOL_VARIABLES.values():
+        monkeypatch.delenv(name, raising=False)
+    active = peak = 0
+    lock = threading.Lock()
+
+    def request():
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        time.sleep(0.02)
+        with lock:
+            active -= 1
+
+    async def many():
+        async with anyio.create_task_group() as group:
+            for _ in range(8):
+                group.start_soon(anyio.to_thread.run_sync, request)
+
+    with asyncio.Runner(loop_factory=L.serving_loop) as runner:
+        runner.run(many())
+    assert peak == 2
+    assert "MLFLOW_SQLALCHEMYSTORE_POOLCLASS" not in os.environ  # the worker's engines pool
+    assert (os.environ["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"], os.environ["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"]) == (
+        "2", "2")
+    import sqlalchemy as sa
+    from mlflow.store.db.utils import create_sqlalchemy_engine
+
+    pool = create_sqlalchemy_engine("postgresql+psycopg2://u:p@127.0.0.1:1/db").pool  # nothing connects
+    assert isinstance(pool, sa.pool.QueuePool) and (pool.size(), pool._max_overflow) == (2, 2)

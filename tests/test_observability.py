@@ -260,7 +260,8 @@ def test_db_connections_alarm_follows_the_rds_default_formula(engine, db_class, 
 
 
 def test_db_connections_alarm_setting_wins_and_unknown_classes_need_it():
-    stack = synth_json(settings_for(db_instance_class="db.z1d.large", db_max_connections_alarm=250))
+    stack = synth_json(settings_for(db_instance_class="db.z1d.large", db_max_connections=1000,
+                                    db_max_connections_alarm=250))
     assert res(stack, "aws_cloudwatch_metric_alarm.rds_connections")["threshold"] == 250
 
 

@@ -323,7 +323,8 @@ def test_user_data_is_exactly_the_rendered_bootstrap_and_holds_no_secret(default
     bundle = build_bundle(BootstrapInputs(
         region="us-east-1", ssm_prefix="/mlflow/dev", log_group_mlflow="/mlflow/dev/mlflow",
         log_group_nginx="/mlflow/dev/nginx", log_group_system="/mlflow/dev/system", mlflow_version="3.17.2",
-        db_engine="mysql", metrics_namespace="MLflow/mlflow-dev", mlflow_port=5000, http_port=80, workers=0,
+        db_engine="mysql", metrics_namespace="MLflow/mlflow-dev", mlflow_port=5000, http_port=80, workers=2,
+        db_connections=18,  # the default settings' connection budget (modules/db_budget.py)
     ))
     obj = res(default, "aws_s3_object.bootstrap_bundle")
     assert base64.b64decode(obj["content_base64"]) == bundle.data and obj["key"] == bundle.key

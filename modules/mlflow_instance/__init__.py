@@ -100,7 +100,12 @@ class BootstrapInputs(BaseModel):
     metrics_namespace: str
     mlflow_port: int = Field(default=5000, ge=1024, le=65535)
     http_port: int = Field(default=80, ge=1, le=65535)
-    workers: int = Field(default=0, ge=0, le=64, description="0 = from CPUs and memory at boot")
+    workers: int = Field(default=2, ge=1, le=32,
+                         description="single-worker MLflow servers on mlflow_port, mlflow_port + 1, ...")
+    db_connections: int | None = Field(
+        default=None, ge=1, le=100_000,
+        description="database connections the instance's servers may hold (modules/db_budget.py); "
+                    "None = the launcher's default")
     install_dir: str = "/opt/mlflow"
     state_dir: str = "/var/lib/mlflow"
     log_dir: str = "/var/log/mlflow"
@@ -212,8 +217,16 @@ class BootstrapInputs(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> BootstrapInputs:
-        if self.mlflow_port == self.http_port:
-            raise ValueError(f"mlflow_port and http_port are both {self.http_port}; they must differ")
+        if self.mlflow_port <= self.http_port < self.mlflow_port + self.workers:
+            raise ValueError(f"http_port {self.http_port} is one of the servers' ports (mlflow_port "
+                             f"{self.mlflow_port} to {self.mlflow_port + self.workers - 1}); they must differ")
+        if self.mlflow_port + self.workers - 1 > 65535:
+            raise ValueError(f"mlflow_port {self.mlflow_port} leaves no room for {self.workers} servers")
+        if self.db_connections is not None and launcher.pool_plan(self.db_connections, self.workers,
+                                                                  self.auth) is None:
+            least = self.workers * launcher.connections_per_process(2, self.auth)
+            raise ValueError(f"db_connections {self.db_connections} is too few for {self.workers} servers "
+                             f"(at least {least})")
         if self.ssm_names is not None:
             needed = launcher.REQUIRED_KEYS + (launcher.AUTH_KEYS if self.auth else ())
             missing = [k for k in needed if k not in self.ssm_names]
@@ -285,7 +298,8 @@ def render(inputs: BootstrapInputs) -> Rendered:
     if not isinstance(inputs, BootstrapInputs):
         raise TypeError(f"render() takes BootstrapInputs, not {type(inputs).__name__}")
     common = dict(inputs.model_dump(), launcher_path=inputs.launcher_path,
-                  launcher_env_path=inputs.launcher_env_path)
+                  launcher_env_path=inputs.launcher_env_path,
+                  server_ports=[inputs.mlflow_port + i for i in range(inputs.workers)])
 
     log_files = [
         {"path": f"{inputs.log_dir}/mlflow.log", "group": inputs.log_group_mlflow},

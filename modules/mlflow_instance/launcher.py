@@ -50,8 +50,18 @@ Downgrades: before the schema upgrade, the launcher refuses (one log line,
 exit status 78) to start an MLflow older than the database schema, i.e. one
 that does not know the schema's alembic revision (docs/change-safety.md).
 
-Adding a step (pool sizes from a connection budget, say): read its setting in
-``Config.from_environ``, then use it in ``main`` or ``server_environment``.
+Serving (docs/runtime.md, "Serving"): after the preparation the launcher
+stays as a small supervisor of ``PROCESSES`` single-worker ``mlflow server``
+processes on ``FIRST_PORT``, ``FIRST_PORT + 1``, ... (loopback), which nginx
+balances with ``least_conn``. It restarts a server that exits (after 5 s) and
+stops them all on SIGTERM. In each server, uvicorn's event loop comes from
+``serving_loop`` (this module, on ``--app-dir``), which caps the Flask
+requests running at once; the SQLAlchemy pools are sized from the
+database connection budget (``DB_CONNECTIONS``, ``pool_plan``) so that the
+nested session of ``log_batch`` always finds a connection.
+
+Adding a step: read its setting in ``Config.from_environ``, then use it in
+``main`` or ``server_environment``.
 """
 from __future__ import annotations
 
@@ -72,8 +82,27 @@ OPTIONAL_KEYS = ("cache/endpoint", "cache/port")
 ALL_KEYS = REQUIRED_KEYS + AUTH_KEYS + OPTIONAL_KEYS
 ENGINES = ("mysql", "postgres")
 LOCAL_HOSTS = ("localhost", "127.0.0.1")
-WORKER_MEMORY = 300 * 1024 * 1024  # RSS budget per uvicorn worker
-RESERVED_MEMORY = 768 * 1024 * 1024  # left to the OS, nginx and the agent
+PROCESS_MEMORY = 600 * 1024 * 1024  # RSS budget of one server: `mlflow server` and its uvicorn worker
+RESERVED_MEMORY = 768 * 1024 * 1024  # left to the OS, nginx, the agent and this launcher
+FIRST_PORT = 5000  # the servers listen on FIRST_PORT, FIRST_PORT + 1, ... (loopback)
+MAX_REQUEST_THREADS = 8  # Flask requests one server runs at once, at most (more queue in its event loop)
+DEFAULT_DB_CONNECTIONS = 120  # per instance, when the budget is not given (hand runs, tests)
+POOL_RECYCLE_SECONDS = 1800  # replace pooled connections older than this (below servers' idle timeouts)
+REQUEST_THREADS_VARIABLE = "MLFLOW_REQUEST_THREADS"  # read by serving_loop in each server
+# serving_loop moves these to MLflow's pool variables in the uvicorn worker (not in its parent,
+# whose NullPool refuses pool sizes).
+WORKER_POOL_VARIABLES = {
+    "MLFLOW_WORKER_POOL_SIZE": "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE",
+    "MLFLOW_WORKER_MAX_OVERFLOW": "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW",
+}
+# Each server remembers a verified login this long instead of hashing the password (PBKDF2, tens
+# to hundreds of ms of CPU) on every request; a password changed through another server's API is
+# accepted until then (MLflow's basic_auth.ini explains the trade-off).
+AUTH_CACHE_SECONDS = 60
+RESTART_SECONDS = 5  # a server that exits is started again after this
+MIN_PER_ENGINE = 2  # connections per engine: one request at a time, with its nested session
+MAX_PROCESSES = 64
+MIN_PORT = 1024
 GET_PARAMETERS_LIMIT = 10  # names per ssm:GetParameters call
 PG_AUTH_LOCK = 7340061584  # pg_advisory_lock key of the auth-store migration
 PG_URI_LOCK = 7340061585  # pg_advisory_lock key of the artifact URI rewrite
@@ -89,6 +118,7 @@ ARTIFACT_URI_COLUMNS = (
     ("model_versions", "storage_location"),
     ("logged_models", "artifact_location"),
 )
+_TASKS: set = set()  # serving_loop's task, kept from the garbage collector
 _PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -123,6 +153,57 @@ def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"mlflow-launch: {name}={value!r}; allowed: true or false")
 
 
+def _number(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ConfigError(f"mlflow-launch: {name}={value!r}; allowed: a whole number")
+    return int(value)
+
+
+def engines_per_process(auth: bool) -> int:
+    """SQLAlchemy engines of one server process: tracking store, model registry, and the auth store."""
+    return 3 if auth else 2
+
+
+def connections_per_process(per_engine: int, auth: bool) -> int:
+    """Connections one single-worker server can hold: each engine's pool in its uvicorn worker. Its
+    `mlflow server` parent initializes the stores with NullPool and keeps none (serving_loop)."""
+    return engines_per_process(auth) * per_engine
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """Pool sizes of every engine in one server, and the Flask requests it runs at once."""
+
+    threads: int
+    pool_size: int
+    max_overflow: int
+
+    @property
+    def per_engine(self) -> int:
+        return self.pool_size + self.max_overflow
+
+
+def pool_plan(connections: int, processes: int, auth: bool) -> PoolPlan | None:
+    """Pools for ``processes`` servers sharing ``connections`` (one instance's budget), or None if too few.
+
+    A request holds at most two connections of an engine at once (log_batch opens a second session
+    while holding the first), so with ``threads`` requests at a time and ``threads + 1`` connections
+    per engine one of them can always finish: the pool cannot deadlock. At least 2 per engine
+    (1 request at a time); at most MAX_REQUEST_THREADS + 1. max_overflow is at least 1: MLflow ignores
+    0 (it only passes a truthy value on).
+    """
+    if processes < 1:
+        return None
+    per_engine = min(MAX_REQUEST_THREADS + 1, connections // processes // engines_per_process(auth))
+    if per_engine < MIN_PER_ENGINE:
+        return None
+    pool_size = (per_engine + 1) // 2
+    return PoolPlan(threads=per_engine - 1, pool_size=pool_size, max_overflow=per_engine - pool_size)
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the launcher is told, from its environment.
@@ -148,6 +229,9 @@ class Config:
     state_dir: str = "/var/lib/mlflow"
     artifacts_prefix: str = ARTIFACTS_PREFIX
     rewrite_legacy_artifact_uris: bool = False
+    processes: int = 1
+    first_port: int = FIRST_PORT
+    db_connections: int = DEFAULT_DB_CONNECTIONS
     required_keys: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -162,6 +246,20 @@ class Config:
         missing = [ssm_variable(k) for k in required if not self.ssm_names.get(k)]
         if missing:
             raise ConfigError("mlflow-launch: no SSM parameter name in " + ", ".join(missing))
+        if not 1 <= self.processes <= MAX_PROCESSES:
+            raise ConfigError(f"mlflow-launch: {ENV_PREFIX}PROCESSES={self.processes}; allowed: 1 to "
+                              f"{MAX_PROCESSES}")
+        if not MIN_PORT <= self.first_port <= 65535 - self.processes:
+            raise ConfigError(f"mlflow-launch: {ENV_PREFIX}FIRST_PORT={self.first_port}; allowed: "
+                              f"{MIN_PORT} to {65535 - self.processes}")
+        if self.pool_plan is None:
+            least = self.processes * connections_per_process(MIN_PER_ENGINE, self.auth)
+            raise ConfigError(f"mlflow-launch: {ENV_PREFIX}DB_CONNECTIONS={self.db_connections}; allowed: at "
+                              f"least {least} for {self.processes} server processes")
+
+    @property
+    def pool_plan(self) -> PoolPlan | None:
+        return pool_plan(self.db_connections, self.processes, self.auth)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Config:
@@ -187,6 +285,9 @@ class Config:
             # Unset: the default; set to "": the bucket root (launcher.env always sets it).
             artifacts_prefix=environ.get(ENV_PREFIX + "ARTIFACTS_PREFIX", ARTIFACTS_PREFIX).strip(),
             rewrite_legacy_artifact_uris=_flag(environ, ENV_PREFIX + "REWRITE_LEGACY_ARTIFACT_URIS", False),
+            processes=_number(environ, ENV_PREFIX + "PROCESSES", 1),
+            first_port=_number(environ, ENV_PREFIX + "FIRST_PORT", FIRST_PORT),
+            db_connections=_number(environ, ENV_PREFIX + "DB_CONNECTIONS", DEFAULT_DB_CONNECTIONS),
         )
 
 
@@ -226,7 +327,8 @@ def auth_config(values: Mapping[str, str], config: Config) -> str:
     """basic_auth.ini: the auth store's URI, no admin password."""
     uri = backend_store_uri(values, config, database=config.auth_db_name).replace("%", "%%")  # configparser
     return (f"[mlflow]\ndefault_permission = NO_PERMISSIONS\ndatabase_uri = {uri}\n"
-            f"admin_username = {config.admin_username}\ngrant_default_workspace_access = false\n")
+            f"admin_username = {config.admin_username}\ngrant_default_workspace_access = false\n"
+            f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n")
 
 
 def write_private(path: str, text: str) -> None:
@@ -414,15 +516,40 @@ def cors_origins(hosts: list[str]) -> str:
     return ",".join(f"{scheme}://{host}" for host in hosts for scheme in ("https", "http"))
 
 
-def auto_workers(cpus: int | None = None, memory: int | None = None) -> int:
-    """2 per CPU, capped by memory (WORKER_MEMORY each after RESERVED_MEMORY); at least 1."""
-    cpus = cpus or os.cpu_count() or 1
-    if memory is None:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            kib = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:"))
-        memory = kib * 1024
-    by_memory = (memory - RESERVED_MEMORY) // WORKER_MEMORY
-    return max(1, min(2 * cpus, by_memory))
+def serving_processes(cpus: int, memory: int) -> int:
+    """Server processes for a machine: one per vCPU (each runs Python on one core), capped by memory
+    (PROCESS_MEMORY each after RESERVED_MEMORY); at least 1. The synth calls it with the instance
+    type's figures (modules/instance_types.py)."""
+    by_memory = (memory - RESERVED_MEMORY) // PROCESS_MEMORY
+    return max(1, min(cpus, by_memory))
+
+
+def serving_loop():
+    """uvicorn's event loop factory in each server (``--loop launcher:serving_loop``).
+
+    A plain asyncio loop whose first task sets anyio's default thread limiter, through which the
+    Flask app (every tracking and auth request) runs, to MLFLOW_REQUEST_THREADS tokens (default 40).
+    Requests beyond it wait in the loop without holding a database connection. It also replaces
+    MLFLOW_SQLALCHEMYSTORE_POOLCLASS=NullPool, which the launcher sets for the `mlflow server` parent
+    (its store checks then keep no idle connection), by the pool sizes (WORKER_POOL_VARIABLES):
+    uvicorn imports the app after making the loop, so this worker's engines pool.
+    """
+    import asyncio
+
+    os.environ.pop("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", None)
+    for staged, variable in WORKER_POOL_VARIABLES.items():
+        if staged in os.environ:
+            os.environ[variable] = os.environ.pop(staged)
+    threads = int(os.environ.get(REQUEST_THREADS_VARIABLE, "0") or 0)
+    loop = asyncio.new_event_loop()
+    if threads > 0:
+        async def limit_threads() -> None:
+            import anyio.to_thread
+
+            anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+
+        _TASKS.add(loop.create_task(limit_threads()))  # referenced until it has run
+    return loop
 
 
 def server_environment(values: Mapping[str, str], base: Mapping[str, str], config: Config,
@@ -438,8 +565,18 @@ def server_environment(values: Mapping[str, str], base: Mapping[str, str], confi
     env["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"] = cors_origins(hosts)
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     env.setdefault("MLFLOW_HOST", "127.0.0.1")
-    if env.get("MLFLOW_WORKERS", "0") in ("", "0"):
-        env["MLFLOW_WORKERS"] = str(auto_workers())
+    env["MLFLOW_WORKERS"] = "1"  # one uvicorn worker per server; config.processes servers
+    env.pop("MLFLOW_PORT", None)  # set per server (server_ports)
+    plan = config.pool_plan
+    if plan is None:  # pragma: no cover (Config refuses a budget without one)
+        raise ValueError("no pool plan")
+    env["MLFLOW_WORKER_POOL_SIZE"] = str(plan.pool_size)  # MLFLOW_SQLALCHEMYSTORE_* in the worker
+    env["MLFLOW_WORKER_MAX_OVERFLOW"] = str(plan.max_overflow)
+    for variable in WORKER_POOL_VARIABLES.values():
+        env.pop(variable, None)
+    env["MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE"] = str(POOL_RECYCLE_SECONDS)
+    env["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"  # for the parent only: serving_loop drops it
+    env[REQUEST_THREADS_VARIABLE] = str(plan.threads)
     if values.get("cache/endpoint") and values.get("cache/port"):
         cache = f'rediss://{values["cache/endpoint"]}:{int(values["cache/port"])}/0'
         env["MLFLOW_GATEWAY_BUDGET_REDIS_URL"] = cache
@@ -455,8 +592,55 @@ def server_environment(values: Mapping[str, str], base: Mapping[str, str], confi
     return env
 
 
+def server_ports(config: Config) -> list[int]:
+    return [config.first_port + i for i in range(config.processes)]
+
+
 def server_argv(config: Config) -> list[str]:
-    return [sys.executable, "-m", "mlflow", "server"] + (["--app-name", "basic-auth"] if config.auth else [])
+    """One single-worker server; its port comes from MLFLOW_PORT, its event loop from serving_loop."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    loop = f"{os.path.splitext(os.path.basename(__file__))[0]}:serving_loop"
+    # No access log: nginx's has every request, with the upstream's time.
+    opts = f"--app-dir {here} --loop {loop} --no-access-log"
+    return ([sys.executable, "-m", "mlflow", "server", "--uvicorn-opts", opts]
+            + (["--app-name", "basic-auth"] if config.auth else []))
+
+
+def supervise(argv: list[str], envs: list[dict[str, str]], names: list[str]) -> None:
+    """One server per environment until SIGTERM/SIGINT; one that exits starts again after RESTART_SECONDS."""
+    import signal
+    import subprocess
+    import time
+
+    stopping = False
+    procs: dict[int, subprocess.Popen] = {}
+
+    def stop(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    due: dict[int, float] = dict.fromkeys(range(len(envs)), 0.0)  # server -> when to start it
+    while not stopping:
+        now = time.monotonic()
+        for i, when in list(due.items()):
+            if when <= now and not stopping:
+                procs[i] = subprocess.Popen(argv, env=envs[i], stdin=subprocess.DEVNULL)  # noqa: S603
+                del due[i]
+        for i, proc in procs.items():
+            if i not in due and proc.poll() is not None and not stopping:
+                log(f"{names[i]} exited with {proc.returncode}; starting it again in {RESTART_SECONDS}s")
+                due[i] = time.monotonic() + RESTART_SECONDS
+        time.sleep(0.5)
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def main(environ: Mapping[str, str] | None = None) -> None:
@@ -474,10 +658,16 @@ def main(environ: Mapping[str, str] | None = None) -> None:
     env = server_environment(values, environ, config, auth_ini)
     auth = (f"on (admin {config.admin_username!r}, database {config.auth_db_name})"
             if config.auth else "OFF")
+    plan = config.pool_plan
     log(f"database {config.db_engine} at {values['db/host']}:{values['db/port']}, "
-        f"artifacts {env['MLFLOW_ARTIFACTS_DESTINATION']}, workers {env['MLFLOW_WORKERS']}, auth {auth}")
+        f"artifacts {env['MLFLOW_ARTIFACTS_DESTINATION']}, auth {auth}, {config.processes} server processes "
+        f"(ports {', '.join(map(str, server_ports(config)))}), each {plan.threads} requests at once and "
+        f"pools of {plan.pool_size} + {plan.max_overflow} per engine (budget {config.db_connections} "
+        "connections)")
 
     import mlflow
+    # The launcher's own engines release their connections at once: none stays open while serving.
+    os.environ["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"
     from mlflow.db import upgrade
 
     newer = unknown_schema_revision(env["MLFLOW_BACKEND_STORE_URI"])
@@ -494,8 +684,9 @@ def main(environ: Mapping[str, str] | None = None) -> None:
     if config.auth:
         log("preparing the auth store")
         prepare_auth_store(values, config)
-    log("starting mlflow server")
-    os.execve(sys.executable, server_argv(config), env)  # noqa: S606 (this interpreter, fixed argv)
+    names = [f"mlflow server on port {port}" for port in server_ports(config)]
+    log("starting " + ", ".join(names))
+    supervise(server_argv(config), [{**env, "MLFLOW_PORT": str(p)} for p in server_ports(config)], names)
 
 
 if __name__ == "__main__":

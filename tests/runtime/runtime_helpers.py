@@ -512,6 +512,7 @@ def inputs_for(engine: str, work: Path, ca_bundle: Path, **overrides) -> Bootstr
         mlflow_port=free_port(),
         http_port=free_port(),
         workers=2,
+        db_connections=25,  # the default settings' budget with postgres (modules/db_budget.py)
         state_dir=str(work / "state"),
         log_dir=str(work / "log"),
         ca_bundle_path=str(ca_bundle),
@@ -669,8 +670,9 @@ def boot_deployment(database, moto_server, locked_venv, work: Path, tls: TLS, re
     service = instance.service()
     started = time.monotonic()
     service.start()
-    direct = f"http://127.0.0.1:{inputs.mlflow_port}/health"
-    wait_until(lambda: http_status(direct) == 200, "MLflow /health on its own port", 120, service)
+    for port in range(inputs.mlflow_port, inputs.mlflow_port + inputs.workers):  # single-worker servers
+        wait_until(lambda: http_status(f"http://127.0.0.1:{port}/health") == 200,
+                   f"MLflow /health on its own port {port}", 120, service)
     wait_until(lambda: http_status(f"{base}/health") == 200, "MLflow /health through nginx", 10, service)
     return Deployment(inputs, bundle, root, venv, instance, service, nginx, base, ssm, parameters, bucket,
                       time.monotonic() - started)

@@ -131,17 +131,21 @@ def test_bootstrap_end_to_end(database, moto_server, locked_venv, base_dir, tls,
     admin_password = parameters["mlflow/admin_password"]
     flask_key = parameters["mlflow/flask_secret_key"]
     pids = mlflow_service.group_pids()
-    assert len(pids) >= 3, "expected the mlflow server and its uvicorn workers"
+    # The launcher, and per server `mlflow server` and its single uvicorn process.
+    cmdlines = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1] for pid in pids}
+    servers = sorted(pid for pid, argv in cmdlines.items() if argv[1:4] == [b"-m", b"mlflow", b"server"])
+    assert len(servers) == 2 and len(pids) == 5, cmdlines
+    assert [a for a in cmdlines.values() if b"uvicorn" in a and b"--loop" in a
+            and a[a.index(b"--loop") + 1] == b"launcher:serving_loop" and a[a.index(b"--workers") + 1] == b"1"]
     quoted = quote(DB_PASSWORD, safe="")
     for pid in pids:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         for secret in (DB_PASSWORD, quoted, admin_password, flask_key):
             assert secret not in cmdline, cmdline
-    assert Path(f"/proc/{mlflow_service.pgid}/cmdline").read_bytes().split(b"\0")[-3:-1] == [
-        b"--app-name", b"basic-auth"]
+    assert all(cmdlines[pid][-2:] == [b"--app-name", b"basic-auth"] for pid in servers)
     server_env = dict(
         item.split("=", 1) for item in
-        Path(f"/proc/{mlflow_service.pgid}/environ").read_bytes().decode().split("\0") if "=" in item
+        Path(f"/proc/{servers[0]}/environ").read_bytes().decode().split("\0") if "=" in item
     )
     assert quoted in server_env["MLFLOW_BACKEND_STORE_URI"]
     assert server_env["MLFLOW_AUTH_ADMIN_PASSWORD"] == admin_password
@@ -156,8 +160,13 @@ def test_bootstrap_end_to_end(database, moto_server, locked_venv, base_dir, tls,
     auth_uri = check_auth_store(ini, engine)
     assert server_env["MLFLOW_ARTIFACTS_DESTINATION"] == f"s3://{bucket}/artifacts"
     assert server_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
-    assert server_env["MLFLOW_WORKERS"] == "2"
     assert server_env["MLFLOW_DB_PASSWORD_SSM_PARAMETER"] == inputs.parameter_names["db/password"]
+    assert server_env["MLFLOW_WORKERS"] == "1"
+    # Pools from 25 connections for 2 servers: 2 + 2 per engine, 3 requests at once.
+    # serving_loop makes them MLflow's pool variables in the uvicorn worker; its parent uses NullPool.
+    assert (server_env["MLFLOW_WORKER_POOL_SIZE"], server_env["MLFLOW_WORKER_MAX_OVERFLOW"],
+            server_env["MLFLOW_REQUEST_THREADS"], server_env["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"]) == (
+        "2", "2", "3", "NullPool")
     assert server_env["MLFLOW_GATEWAY_BUDGET_REDIS_URL"] == "rediss://cache.example.test:6379/0"
     assert "https://mlflow.example.test" in server_env["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"].split(",")
     # Where the secrets that came from SSM are at rest now: only the DB password, only in

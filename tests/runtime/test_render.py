@@ -36,7 +36,7 @@ BASE = dict(
     metrics_namespace="MLflow/mlflow-dev",
     mlflow_port=5000,
     http_port=80,
-    workers=0,
+    workers=2,
 )
 INSTALLED = {
     "/etc/nginx/nginx.conf", "/etc/nginx/conf.d/mlflow.conf", "/etc/systemd/system/mlflow.service",
@@ -160,8 +160,12 @@ def test_agent_config_routes_logs_and_metrics():
 
 
 def test_nginx_site_proxies_everything_and_never_answers_health_itself():
-    site = render(inputs(mlflow_port=5055, http_port=8080)).files["/etc/nginx/conf.d/mlflow.conf"]
-    assert "server 127.0.0.1:5055;" in site and "listen 8080 default_server;" in site
+    site = render(inputs(mlflow_port=5055, http_port=8080, workers=3)).files["/etc/nginx/conf.d/mlflow.conf"]
+    assert "listen 8080 default_server;" in site
+    upstream = site.split("upstream mlflow_server {", 1)[1].split("}", 1)[0]
+    # One single-worker server per port, least_conn in shared memory, no max_conns (502 when full).
+    assert re.findall(r"^\s*server (\S+);", upstream, re.M) == ["127.0.0.1:5055", "127.0.0.1:5056", "127.0.0.1:5057"]
+    assert "least_conn;" in upstream and "zone mlflow_server 64k;" in upstream and "max_conns" not in upstream
     server_block = site.split("server {", 1)[1]
     assert re.findall(r"location\s+(\S+)", server_block) == ["/"]  # one location: everything to MLflow
     assert "return" not in server_block.replace("proxy_", "")
@@ -183,13 +187,18 @@ def test_unit_hardening_and_launcher_configuration():
     env = rendered.files["/opt/mlflow/launcher.env"]
     assert "MLFLOW_LAUNCH_SSM_DB_PASSWORD=/mlflow/dev/db/password\n" in env
     assert "MLFLOW_LAUNCH_DB_ENGINE=mysql\n" in env and "MLFLOW_LAUNCH_AUTH=true\n" in env
+    assert "MLFLOW_LAUNCH_PROCESSES=2\nMLFLOW_LAUNCH_FIRST_PORT=5000\n" in env
+    assert "MLFLOW_LAUNCH_DB_CONNECTIONS" not in env  # none given: the launcher's default
+    assert "MLFLOW_LAUNCH_DB_CONNECTIONS=18\n" in render(inputs(db_connections=18)).files["/opt/mlflow/launcher.env"]
+    assert not [line for line in unit if "MLFLOW_WORKERS" in line or "MLFLOW_PORT" in line]  # set per server
 
 
 @pytest.mark.parametrize("field, value", [
     ("region", "us-east"), ("ssm_prefix", "mlflow/dev"), ("ssm_prefix", "/mlflow/dev/"),
     ("ssm_prefix", "/aws/x"), ("log_group_nginx", "bad group"), ("mlflow_version", "latest"),
     ("mlflow_version", ">=3"), ("db_engine", "oracle"), ("metrics_namespace", "AWS/EC2"),
-    ("mlflow_port", 0), ("http_port", 70000), ("workers", -1), ("mlflow_port", "5000"),
+    ("mlflow_port", 0), ("http_port", 70000), ("workers", 0), ("workers", 33), ("mlflow_port", "5000"),
+    ("db_connections", 11),
     ("state_dir", "relative/dir"), ("log_dir", "/var/log/../etc"), ("ca_bundle_path", "/a b"),
     ("install_dir", "/opt/$(reboot)"),
     ("ssm_names", {"db/hostname": "/x/y"}), ("ssm_names", {"db/host": "no-slash"}),
@@ -209,8 +218,11 @@ def test_ssm_names_missing_keys_are_listed():
 
 
 def test_ports_must_differ_and_extra_fields_are_rejected():
-    with pytest.raises(ValueError, match="mlflow_port and http_port"):
+    with pytest.raises(ValueError, match=r"http_port 8080 is one of the servers' ports \(mlflow_port 8080 to 8081\)"):
         inputs(mlflow_port=8080, http_port=8080)
+    with pytest.raises(ValueError, match="http_port 8081 is one of the servers' ports"):
+        inputs(mlflow_port=8080, http_port=8081, workers=2)
+    assert inputs(mlflow_port=8080, http_port=8082, workers=2).http_port == 8082
     with pytest.raises(ValueError, match="db_password"):
         inputs(db_password="x")
 
