@@ -5,7 +5,38 @@
 - runtime:   the real MLflow server behind nginx on 127.0.0.1 (tests/runtime)
 - policy:    checkov on the synthesized JSON, with the checked-in skip file
 """
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
+
+# A folder every worker of one run shares: made by the controller (pytest-xdist's workers inherit
+# its environment), removed at its end. The runtime tier installs each locked venv there once.
+SHARED_DIR_VARIABLE = "MLFLOW_TESTS_SHARED_DIR"
+_SHARED_MADE = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput") or os.environ.get(SHARED_DIR_VARIABLE):
+        return
+    path = tempfile.mkdtemp(prefix="mlflow-tests-shared-")
+    os.chmod(path, 0o755)  # the runtime tier's services run as other users too
+    os.environ[SHARED_DIR_VARIABLE] = config.stash[_SHARED_MADE] = path
+
+
+def pytest_unconfigure(config):
+    path = config.stash.get(_SHARED_MADE, None)
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.environ.pop(SHARED_DIR_VARIABLE, None)
+
+
+@pytest.fixture(scope="session")
+def shared_dir(tmp_path_factory) -> Path:
+    """The folder every worker of this run shares (world-readable)."""
+    return Path(os.environ.get(SHARED_DIR_VARIABLE) or tmp_path_factory.mktemp("shared"))
 
 
 @pytest.fixture(scope="session")
@@ -47,12 +78,26 @@ def pytest_terminal_summary(terminalreporter):
         )
 
 
+# The longest tests of their tier (minutes each under load), started before the rest of it.
+LONGEST_FIRST = (
+    "tests/emulator/test_change_safety.py::test_setting_changes_against_an_applied_stack",
+    "tests/emulator/test_adopt_hcl.py::",
+    "tests/emulator/test_restore.py::",
+    "tests/emulator/test_deploy.py::",
+    "tests/runtime/test_rotation_runtime.py::",
+    "tests/runtime/test_legacy_artifacts_runtime.py::",
+)
+
+
 def pytest_collection_modifyitems(config, items):
     """The long tests (emulator, runtime: minutes each) first, so that parallel workers start them
     at once and the short ones fill the gaps; otherwise a late long test sets the run's length."""
     slow = {"emulator": 0, "runtime": 1, "terraform": 2, "policy": 3}
 
-    def rank(item) -> int:
-        return min((slow[m.name] for m in item.iter_markers() if m.name in slow), default=len(slow))
+    def rank(item) -> tuple[int, int]:
+        tier = min((slow[m.name] for m in item.iter_markers() if m.name in slow), default=len(slow))
+        longest = next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
+                       len(LONGEST_FIRST))
+        return tier, longest
 
-    items.sort(key=rank)  # stable: order within a tier is kept
+    items.sort(key=rank)  # stable: order within a tier is kept otherwise

@@ -6,6 +6,8 @@ runtime tests skip, except under CI (``CI`` set), where they fail.
 """
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import shutil
 import sys
@@ -77,28 +79,34 @@ UV = str(Path(sys.executable).parent / "uv")  # the dev package (Pipfile)
 AWSCLI = "awscli==1.46.2"  # only when the machine has no `aws`
 
 
+# The members of a bundle that make MLflow's venv: the same ones make the same venv.
+VENV_INPUTS = ("requirements.txt", "uv.txt", "install-venv.sh", "db_password_hook.py")
+
+
 @pytest.fixture(scope="session")
-def locked_venv(base_dir):
+def locked_venv(shared_dir):
     """venv_for(bundle) -> MLflow's venv, made by the bundle's own install-venv.sh from the bundle's lock.
 
     As on an instance: uv from its hash lock, then every wheel of the MLflow lock
     checked against its sha256 (--require-hashes --no-deps, wheels only). One
-    venv per lock and test session; uv's cache (UV_CACHE_DIR, else ~/.cache/uv)
-    keeps later sessions fast.
+    venv per lock and test run, shared by the xdist workers (``shared_dir``): the
+    first worker to need it installs it under a file lock, the others wait. Tests
+    only read it. uv's cache (UV_CACHE_DIR, else ~/.cache/uv) keeps later runs fast.
     """
-    made: dict[bytes, Path] = {}
-
     def venv_for(bundle) -> Path:
-        lock = bundle.members["requirements.txt"]
-        if lock not in made:
-            where = base_dir / f"install-{len(made)}"
-            files = extract(bundle, where / "bundle")
-            started = time.monotonic()
-            run(["bash", str(files / "install-venv.sh"), BASE_PYTHON, str(where)])
-            print(f"\nlocked venv ({lock.splitlines()[0].decode()}) installed in "
-                  f"{time.monotonic() - started:.1f}s")
-            made[lock] = where / "venv"
-        return made[lock]
+        key = hashlib.sha256(b"".join(bundle.members[name] for name in VENV_INPUTS)).hexdigest()[:16]
+        where = shared_dir / f"venv-{key}"
+        with open(shared_dir / f"venv-{key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (where / "installed").exists():
+                shutil.rmtree(where, ignore_errors=True)
+                files = extract(bundle, where / "bundle")
+                started = time.monotonic()
+                run(["bash", str(files / "install-venv.sh"), BASE_PYTHON, str(where)])
+                (where / "installed").write_text("")
+                print(f"\nlocked venv ({bundle.members['requirements.txt'].splitlines()[0].decode()}) "
+                      f"installed in {time.monotonic() - started:.1f}s")
+        return where / "venv"
 
     return venv_for
 
