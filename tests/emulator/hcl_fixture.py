@@ -403,3 +403,96 @@ def attribute_mismatches(resources: dict[str, dict[str, Any]],
             if _normalize(want, facts_owners) != _normalize(got, our_owners):
                 out.append(f"{address}.{key}: facts {json.dumps(want)[:300]} != fixture {json.dumps(got)[:300]}")
     return out
+
+
+# --------------------------------------------------------------------------- the applied fixture
+
+# Attributes a re-plan of the applied fixture updates in place, because moto
+# reads them back differently from what was sent. The facts' state holds the
+# same read-back values (checked below), so the HCL deployment has them too.
+#   aws_autoscaling_policy: moto's DescribePolicies returns no Enabled, so the
+#     state reads enabled = false and an empty predictive_scaling_configuration.
+#   aws_elasticache_replication_group.maintenance_window: moto echoes the
+#     configured "Sun:07:00-Sun:09:00"; the provider plans it lowercased.
+MOTO_READBACK_UPDATES = {
+    "aws_autoscaling_policy": {"enabled", "predictive_scaling_configuration"},
+    "aws_elasticache_replication_group": {"maintenance_window"},
+}
+
+
+# The attributes the brief names, compared with hcl-deployment-state.json's values.
+SELECTED = {
+    "module.database.aws_db_instance.mlflow": (
+        "engine", "engine_version", "instance_class", "allocated_storage", "max_allocated_storage",
+        "storage_type", "storage_encrypted", "kms_key_id", "db_name", "username", "port",
+        "parameter_group_name", "db_subnet_group_name", "vpc_security_group_ids",
+        "backup_retention_period", "monitoring_interval", "multi_az", "publicly_accessible"),
+    "module.database.aws_db_parameter_group.mlflow": ("name", "family", "parameter"),
+    "module.database.aws_elasticache_replication_group.mlflow[0]": (
+        "node_type", "engine", "engine_version", "at_rest_encryption_enabled", "transit_encryption_enabled",
+        "kms_key_id", "num_cache_clusters", "port", "security_group_ids", "log_delivery_configuration"),
+    "module.security.aws_security_group.alb": ("ingress", "egress", "vpc_id"),
+    "module.security.aws_security_group.mlflow_app": ("ingress", "egress", "vpc_id"),
+    "module.security.aws_security_group.database": ("ingress", "egress", "vpc_id"),
+    "module.security.aws_security_group.elasticache": ("ingress", "egress", "vpc_id"),
+    "module.networking.aws_security_group.vpc_endpoints[0]": ("ingress", "egress", "vpc_id"),
+    "module.mlflow.aws_s3_bucket.mlflow_artifacts": ("bucket", "versioning", "server_side_encryption_configuration"),
+    "module.mlflow.aws_s3_bucket.alb_logs": ("bucket", "server_side_encryption_configuration"),
+    "module.mlflow.aws_lb.mlflow": ("name", "internal", "access_logs", "subnets", "security_groups"),
+    "module.mlflow.aws_lb_listener.mlflow": ("port", "protocol", "default_action"),
+    "module.mlflow.aws_lb_target_group.mlflow": ("name", "port", "protocol", "health_check", "stickiness"),
+    "module.mlflow.aws_launch_template.mlflow": (
+        "image_id", "instance_type", "key_name", "block_device_mappings", "metadata_options",
+        "iam_instance_profile", "vpc_security_group_ids"),
+    "module.mlflow.aws_autoscaling_group.mlflow": (
+        "min_size", "max_size", "desired_capacity", "health_check_type", "vpc_zone_identifier",
+        "target_group_arns", "launch_template", "tag"),
+    "aws_key_pair.mlflow_key": ("key_name", "public_key", "fingerprint"),
+    "aws_sns_topic.alerts": ("name", "kms_master_key_id"),
+}
+
+
+def check_applied_fixture(workdir: Path) -> tuple[int, dict[str, float]]:
+    """Assert that the fixture applied in workdir is the HCL deployment: (a) its addresses,
+    (b) every identity row, (c) the selected and then every recorded attribute of the facts'
+    state, (d) a re-plan that changes only moto's read-back quirks. Returns the phases' timings."""
+    resources = hcl_state_resources(workdir)
+    timings = json.loads((workdir / "timings.json").read_text())
+    ours, expected = set(resources), expected_fixture_addresses()
+    assert not expected - ours, f"missing: {sorted(expected - ours)}"
+    assert not ours - expected, f"unexpected: {sorted(ours - expected)}"
+    assert len(identity_rows()) > 60
+    failures = identity_failures(resources)
+    assert not failures, "identity rows that do not hold:\n" + "\n".join(failures)
+    mismatches = attribute_mismatches(resources, only=SELECTED)
+    assert not mismatches, "\n".join(mismatches)
+    # Every attribute hcl-deployment-state.json records (ids, ARNs, IPs and
+    # generated name suffixes compared by the resource they identify).
+    mismatches = attribute_mismatches(resources)
+    assert not mismatches, "\n".join(mismatches)
+    timings["replan"] = _replan_changes_only_the_emulators_readback_quirks(workdir)
+    return len(resources), timings
+
+
+def _replan_changes_only_the_emulators_readback_quirks(workdir: Path) -> float:
+    env = terraform_env(workdir)
+    start = time.monotonic()
+    terraform(workdir, "plan", "-input=false", "-no-color", "-out=replan.tfplan", env=env)
+    seconds = round(time.monotonic() - start, 1)
+    plan = json.loads(terraform(workdir, "show", "-json", "replan.tfplan", env=env).stdout)
+    facts = facts_state()
+    unexpected = []
+    for rc in plan.get("resource_changes", []):
+        actions, change = rc["change"]["actions"], rc["change"]
+        if actions == ["no-op"]:
+            continue
+        before, after = change.get("before") or {}, change.get("after") or {}
+        changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+        allowed = MOTO_READBACK_UPDATES.get(rc["type"], set())
+        if actions != ["update"] or not changed <= allowed:
+            unexpected.append(f"{rc['address']}: {actions} {sorted(changed)}")
+            continue
+        for key in changed:  # the facts' state read back the same value
+            assert facts[rc["address"]][key] == before[key], (rc["address"], key)
+    assert not unexpected, "re-plan changes beyond moto's read-back quirks:\n" + "\n".join(unexpected)
+    return seconds

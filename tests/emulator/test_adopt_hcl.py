@@ -1,6 +1,8 @@
 """Adopt someone else's deployment: the public HCL stack, built on the emulator from
-the facts in shared/spec (tests/emulator/hcl_fixture.py), then taken over by our
-stack with the settings docs/adoption.md tells users to write.
+the facts in shared/spec (tests/emulator/hcl_fixture.py) and checked against them
+(addresses, identity rows, every recorded attribute, a re-plan with only moto's
+read-back quirks), then taken over by our stack with the settings docs/adoption.md
+tells users to write.
 
 What must hold, as the adoption issue states it:
 - the plan succeeds (no cycle), also when the DB parameter group really must be
@@ -20,11 +22,12 @@ from __future__ import annotations
 
 import json
 import re
+import resource
 import shutil
 
 import pytest
 
-from tests.emulator.hcl_fixture import apply_hcl_deployment
+from tests.emulator.hcl_fixture import apply_hcl_deployment, check_applied_fixture
 from tests.emulator.harness import Terraform, emulator_settings
 from tests.support import HCL_ADOPTION, ROOT, synth_json, terraform_copy
 
@@ -68,8 +71,17 @@ def plan(tf: Terraform, name: str) -> list[dict]:
     return json.loads(tf(f"show-{name}", "show", "-json", f"{name}.tfplan").stdout)["resource_changes"]
 
 
-def test_the_hcl_deployment_is_adopted_without_losing_anything(moto_server, tmp_path):
+def test_the_hcl_deployment_is_adopted_without_losing_anything(moto_server, tmp_path, record_emulator_result):
+    # (0) what is adopted is the HCL deployment: the applied fixture against the facts in shared/spec
     state = apply_hcl_deployment(moto_server, tmp_path / "hcl")
+    count, timings = check_applied_fixture(state.parent)
+    record_emulator_result({
+        "config": "HCL deployment fixture (tests/emulator/hcl_deployment)",
+        "resources": count,
+        "phases": timings, "total": sum(timings.values()),
+        "moto_rss_mb": moto_server.peak_rss_mb(),
+        "terraform_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    })
     before = snapshot(moto_server)
 
     settings = emulator_settings(HCL_ADOPTION, moto_server)
