@@ -91,7 +91,11 @@ LONGEST_FIRST = (
 
 def pytest_collection_modifyitems(config, items):
     """The long tests (emulator, runtime: minutes each) first, so that parallel workers start them
-    at once and the short ones fill the gaps; otherwise a late long test sets the run's length."""
+    at once and the short ones fill the gaps; otherwise a late long test sets the run's length.
+
+    Each long test is followed by a quick one: pytest-xdist's load scheduling hands every worker
+    two consecutive tests to begin with, and two long ones in a row would run one after the other.
+    """
     slow = {"emulator": 0, "runtime": 1, "terraform": 2, "policy": 3}
 
     def rank(item) -> tuple[int, int]:
@@ -101,3 +105,9 @@ def pytest_collection_modifyitems(config, items):
         return tier, longest
 
     items.sort(key=rank)  # stable: order within a tier is kept otherwise
+    long = [item for item in items if rank(item)[0] <= slow["runtime"]]
+    rest = items[len(long):]
+    quick = [item for item in rest if rank(item)[0] == len(slow)][:len(long)]
+    chosen = {id(item) for item in quick}
+    paired = [item for pair in zip(long, quick) for item in pair] + long[len(quick):]
+    items[:] = paired + [item for item in rest if id(item) not in chosen]
