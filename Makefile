@@ -10,7 +10,7 @@ export PIPENV_YES := 1
 # No update checks from Terraform or the cdktf CLI (HashiCorp's checkpoint service).
 export CHECKPOINT_DISABLE := 1
 # Parallel test workers: the emulator tests mostly wait on the provider's polling (docs/tests.md, "Test time").
-TEST_WORKERS ?= 8
+TEST_WORKERS ?= 6
 PIPENV ?= $(shell command -v pipenv 2>/dev/null || echo "python3 -m pipenv")
 
 .PHONY: setup synth test test-unit runtime-deps diagram policy-scan bench load-bench clean
