@@ -6,9 +6,10 @@ as the runtime tier starts them (tests/runtime/runtime_helpers.py). Two servers 
 the same database, one after the other, in each run:
 
 * ``launcher``: the bundle's launcher as mlflow.service runs it (basic auth on),
-  behind nginx with the rendered site: single-worker MLflow servers, one per CPU,
-  pools and request threads from the connection budget of the default settings
-  with db_engine = "postgres" (modules/db_budget.py);
+  behind nginx with the rendered site: the REST API to the API server (gunicorn,
+  one sync worker per CPU as far as the connection budget of the default
+  settings with db_engine = "postgres" holds, modules/db_budget.py), the rest
+  to the UI server (uvicorn);
 * ``plain``: ``mlflow server`` with its defaults (4 uvicorn workers, MLflow's
   pools), no nginx, no auth.
 
@@ -222,16 +223,16 @@ class Bench:
         settings = load_settings(None, db_engine="postgres")
         self.budget = settings.db_budget
         cpus, memory = os.cpu_count() or 1, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        self.processes = L.serving_processes(cpus, memory)
+        self.api_workers = L.serving_processes(cpus, memory)
         work = self.base / "launcher"
         self.inputs = BootstrapInputs(
             region="us-east-1", ssm_prefix="/bench/load", log_group_mlflow="/bench/mlflow",
             log_group_nginx="/bench/nginx", log_group_system="/bench/system", mlflow_version=VERSION,
             db_engine="postgres", metrics_namespace="MLflow/bench", mlflow_port=free_port(),
-            http_port=free_port(), workers=self.processes, db_connections=self.budget.per_instance,
+            http_port=free_port(), workers=self.api_workers, db_connections=self.budget.per_instance,
             state_dir=str(work / "state"), log_dir=str(work / "log"), ca_bundle_path=str(self.tls.ca_cert),
         )
-        for i in range(1, self.processes):  # the servers' further ports: hold them like free_port's
+        for i in range(1, L.PORTS):  # the API server's port: hold it like free_port's
             port = self.inputs.mlflow_port + i
             if not _bindable(port):
                 raise SystemExit(f"port {port} is taken; run again")
@@ -338,10 +339,10 @@ def main() -> int:
             print(f"load bench: MLflow {VERSION}, {os.cpu_count()} CPUs, PostgreSQL 15 on loopback (TLS); "
                   f"{args.seconds:.0f} s per level, {int(SEARCH_SHARE * 100)} % runs/search, "
                   f"{100 - int(SEARCH_SHARE * 100)} % log-batch of {METRICS_PER_BATCH} metrics")
-            print(f"launcher: nginx least_conn -> {bench.processes} single-worker servers, basic auth on; "
-                  f"budget {bench.budget.per_instance} connections per instance (default settings, postgres, "
-                  f"{bench.budget.max_connections} max_connections): {plan.threads} requests at once per "
-                  f"server, pools {plan.pool_size} + {plan.max_overflow} per engine")
+            print(f"launcher: nginx -> API server ({plan.api_workers} gunicorn sync workers of "
+                  f"{bench.api_workers} asked) and UI server, basic auth on; budget {bench.budget.per_instance} "
+                  f"connections per instance (default settings, postgres, {bench.budget.max_connections} "
+                  f"max_connections); pools {L.POOL_SIZE} + {L.MAX_OVERFLOW} per engine")
             print("plain:    mlflow server --workers 4 (MLflow's default pools 5 + 10), no nginx, no auth",
                   flush=True)
             for n in range(1, args.runs + 1):

@@ -1,19 +1,20 @@
 """The database connection budget of the MLflow servers, computed at synth (docs/runtime.md).
 
-Every instance runs ``processes`` single-worker MLflow servers; each holds
-SQLAlchemy pools (``launcher.connections_per_process``). At the largest
-group, during an instance refresh, they must all fit in the database's
-``max_connections`` with a reserve to spare. ``connection_budget`` splits
-what is left after the reserve evenly over the instances; the launcher sizes
-its pools from that share (``launcher.pool_plan``), so the settings refuse
-exactly the configurations where no pool plan exists. Pure Python.
+Every instance runs the UI server and ``api_workers`` API workers, each a
+serving process with SQLAlchemy pools (``launcher.connections_per_process``).
+At the largest group, during an instance refresh, they must all fit in the
+database's ``max_connections`` with a reserve to spare. ``connection_budget``
+splits what is left after the reserve evenly over the instances; the launcher
+runs as many API workers as that share holds (``launcher.serving_plan``), so
+the settings refuse exactly the configurations where not even one fits. Pure
+Python.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from .mlflow_instance.launcher import PoolPlan, connections_per_process, pool_plan
+from .mlflow_instance.launcher import ServingPlan, connections_per_process, serving_plan
 
 ADMIN_RESERVE = 10  # an operator's sessions, monitoring, RDS's own (PostgreSQL keeps 3 for superusers)
 LAUNCHER_CONNECTIONS = 3  # a booting launcher: schema upgrade, auth-store lock and its migration
@@ -30,31 +31,32 @@ def peak_instances(asg_max_size: int) -> int:
 class Budget:
     max_connections: int
     asg_max_size: int
-    processes: int
+    api_workers: int
+    """API workers per instance asked for (mlflow_workers, or one per vCPU)."""
     auth: bool
     peak_instances: int
     reserve: int
     per_instance: int
     """Connections each instance's servers may hold (the launcher's MLFLOW_LAUNCH_DB_CONNECTIONS)."""
-    plan: PoolPlan | None
-    """Pools and request threads per server; None = the configuration does not fit."""
+    plan: ServingPlan | None
+    """API workers the share holds (at most api_workers); None = not even one fits."""
 
     @property
     def required(self) -> int:
-        """The least max_connections this configuration fits in (2 connections per engine)."""
-        return self.reserve + self.peak_instances * self.processes * connections_per_process(2, self.auth)
+        """The least max_connections this configuration fits in (the UI server and one API worker)."""
+        return self.reserve + self.peak_instances * 2 * connections_per_process(self.auth)
 
     @property
     def used(self) -> int:
-        """Connections the servers can hold at the peak, plus the reserve (with the chosen pools)."""
-        per_engine = self.plan.per_engine if self.plan else 2
-        return self.reserve + self.peak_instances * self.processes * connections_per_process(per_engine, self.auth)
+        """Connections the serving processes can hold at the peak, plus the reserve."""
+        processes = self.plan.processes if self.plan else 2
+        return self.reserve + self.peak_instances * processes * connections_per_process(self.auth)
 
 
-def connection_budget(max_connections: int, asg_max_size: int, processes: int, auth: bool) -> Budget:
+def connection_budget(max_connections: int, asg_max_size: int, api_workers: int, auth: bool) -> Budget:
     peak = peak_instances(asg_max_size)
     reserve = ADMIN_RESERVE + LAUNCHER_CONNECTIONS * (peak - asg_max_size)
     per_instance = max(0, (max_connections - reserve) // peak)
-    return Budget(max_connections=max_connections, asg_max_size=asg_max_size, processes=processes, auth=auth,
-                  peak_instances=peak, reserve=reserve, per_instance=per_instance,
-                  plan=pool_plan(per_instance, processes, auth))
+    return Budget(max_connections=max_connections, asg_max_size=asg_max_size, api_workers=api_workers,
+                  auth=auth, peak_instances=peak, reserve=reserve, per_instance=per_instance,
+                  plan=serving_plan(per_instance, api_workers, auth))

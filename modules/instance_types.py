@@ -1,6 +1,6 @@
-"""vCPUs and memory of EC2 instance types, for the MLflow server processes decided at synth.
+"""vCPUs and memory of EC2 instance types, for the MLflow API workers decided at synth.
 
-The synth needs the number of server processes per instance (the database
+The synth needs the number of API workers per instance (the database
 connection budget counts them), so it cannot wait for the instance to boot.
 ``instance_shape`` knows the common general-purpose, compute and memory
 families (AWS's instance type tables); for another type, set

@@ -176,7 +176,7 @@ class MlflowProps:
     mlflow_version: str
     """MLflow version the instances install (a new one rolls the group)."""
     mlflow_workers: int
-    """Single-worker MLflow server processes per instance (resolved: at least 1)."""
+    """API workers (gunicorn) per instance asked for (resolved: at least 1; the budget may allow fewer)."""
     db_engine: str
     """``mysql`` or ``postgres``: the database driver the instances install."""
     certificate_arn: Optional[str]

@@ -185,10 +185,10 @@ class Settings(_Strict):
     mlflow_auth_secrets_version: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     """Bump to generate a new admin password and Flask secret key."""
     mlflow_workers: Annotated[int, Field(ge=0, le=32)] = 0
-    """Single-worker MLflow server processes per instance, behind nginx (docs/runtime.md, "Serving").
-    0 = one per vCPU of instance_type, capped by its memory at 600 MiB each after 768 MiB
-    (modules/instance_types.py); set it for a type not in that table. The database connection budget
-    counts them."""
+    """API workers per instance: gunicorn workers serving MLflow's REST API, beside the UI server
+    (docs/runtime.md, "Serving"). 0 = one per vCPU of instance_type, capped by its memory at 300 MiB
+    each after 1,668 MiB (modules/instance_types.py); set it for a type not in that table. The
+    instance runs fewer if the database connection budget holds fewer."""
 
     # --- demand scaling (docs/observability.md) ----------------------------------
     scaling_requests_per_target: Annotated[int, Field(ge=10, le=100_000)] = 1500
@@ -459,27 +459,27 @@ class Settings(_Strict):
         if self.mlflow_processes is None:
             raise _FieldError(
                 "mlflow_workers", self.mlflow_workers,
-                f"a number of server processes per instance (1 to 32) for instance_type {self.instance_type!r}, "
+                f"a number of API workers per instance (1 to 32) for instance_type {self.instance_type!r}, "
                 "whose vCPUs and memory the stack does not know (modules/instance_types.py)")
         b = self.db_budget
         if b.plan is None:
-            per_process = connections_per_process(2, self.mlflow_auth)
+            per_process = connections_per_process(self.mlflow_auth)
             source = ("db_max_connections" if self.db_max_connections is not None
                       else f"RDS's default for {self.db_instance_class} ({self.db_engine})")
             raise _FieldError(
-                "mlflow_workers/asg_max_size/db_instance_class",
-                f"{self.mlflow_workers}/{self.asg_max_size}/{self.db_instance_class}",
+                "asg_max_size/db_instance_class",
+                f"{self.asg_max_size}/{self.db_instance_class}",
                 f"a configuration whose database connections fit in max_connections: {b.peak_instances} "
                 f"instances (asg_max_size {self.asg_max_size} plus {b.peak_instances - self.asg_max_size} "
-                f"draining during an instance refresh) x {b.processes} MLflow server processes x {per_process} "
-                f"connections at least, plus {b.reserve} in reserve, need {b.required}, but {source} allows "
-                f"{b.max_connections}; lower mlflow_workers (now {b.processes} server processes per instance) or asg_max_size, "
+                f"draining during an instance refresh) x 2 MLflow serving processes (the UI server and one API "
+                f"worker) x {per_process} connections, plus {b.reserve} in reserve, need {b.required}, but "
+                f"{source} allows {b.max_connections}; lower asg_max_size, "
                 "choose a db_instance_class with more memory, or set db_max_connections if the parameter "
                 "group allows more (docs/runtime.md, \"Database connection budget\")")
 
     @property
     def mlflow_processes(self) -> Optional[int]:
-        """MLflow server processes per instance: mlflow_workers, else from instance_type; None if unknown."""
+        """API workers per instance asked for: mlflow_workers, else from instance_type; None if unknown."""
         if self.mlflow_workers:
             return self.mlflow_workers
         shape = instance_shape(self.instance_type)

@@ -88,12 +88,14 @@ def test_rendered_launcher_and_unit_select_basic_auth(engine):
     assert not any(line.startswith("ExecStart=") and "basic-auth" in line for line in unit)
     config = launcher_config(db_engine=engine)
     assert config.auth is True and config.admin_username == "admin" and config.auth_db_name == "mlflow_auth"
-    assert L.server_argv(config)[-2:] == ["--app-name", "basic-auth"]
+    for argv in (L.ui_argv(config), L.api_argv(config, 2)):
+        assert argv[argv.index("--app-name") + 1] == "basic-auth"
     assert {"mlflow/admin_password", "mlflow/flask_secret_key"} <= set(config.required_keys)
     # The secrets reach MLflow through its environment only: never its command line (visible in
     # ps) nor the auth config file, and the admin password only where MLflow reads it.
     env = L.server_environment(VALUES, {}, config, auth_config_path="/run/mlflow/basic_auth.ini")
-    argv, ini = " ".join(L.server_argv(config)), L.auth_config(VALUES, config)
+    argv = " ".join(L.ui_argv(config) + L.api_argv(config, 2))
+    ini = L.auth_config(VALUES, config)
     for secret in (VALUES["mlflow/admin_password"], VALUES["mlflow/flask_secret_key"]):
         assert secret in "".join(env.values()), "the server never gets the secret"
         assert secret not in argv and secret not in ini
@@ -127,7 +129,7 @@ def test_auth_off_keeps_the_old_behaviour():
     assert "RuntimeDirectory" not in rendered.files[UNIT]
     config = launcher_config(auth=False)
     assert config.auth is False
-    assert "--app-name" not in L.server_argv(config)
+    assert "--app-name" not in L.ui_argv(config) + L.api_argv(config, 1)
     assert "mlflow/admin_password" not in config.required_keys
     env = L.server_environment(VALUES, {"MLFLOW_WORKERS": "2"}, config)
     assert not any(k.startswith(("MLFLOW_AUTH", "MLFLOW_FLASK")) for k in env)

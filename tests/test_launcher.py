@@ -153,8 +153,10 @@ def test_hosts_origins_and_workers():
         "localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*"]
     assert L.cors_origins(["a.example"]) == "https://a.example,http://a.example"
     gib = 1024 ** 3
+    # API workers: one per vCPU, 300 MiB each after 768 reserved, 600 for the UI server, 300 for the
+    # API server's parent and master (1,668 MiB).
     assert L.serving_processes(cpus=2, memory=4 * gib) == 2  # t3.medium: one per vCPU
-    assert L.serving_processes(cpus=8, memory=2 * gib) == 2  # memory-bound: 1280 MiB / 600 MiB
+    assert L.serving_processes(cpus=8, memory=3 * gib) == 4  # memory-bound: (3072 - 1668) // 300
     assert L.serving_processes(cpus=2, memory=gib) == 1  # t3.micro: at least one
 
 
@@ -178,17 +180,18 @@ def test_auth_config_file_and_server_environment(engine, scheme):
     assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == VALUES["mlflow/flask_secret_key"]
     assert env["MLFLOW_GATEWAY_BUDGET_REDIS_URL"] == "rediss://c.example:6379/0"
     assert env["MLFLOW_ARTIFACTS_DESTINATION"] == "s3://bucket/artifacts"
-    assert env["MLFLOW_WORKERS"] == "1" and env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert "MLFLOW_WORKERS" not in env and env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert "MLFLOW_AUTH_ADMIN_USERNAME" not in env
     assert env["MLFLOW_DB_PASSWORD_SSM_PARAMETER"] == "/mlflow/dev/db/password"  # the rotation hook's
     assert not any(k.startswith(L.ENV_PREFIX) for k in env)  # the launcher's own settings stay here
-    argv = L.server_argv(config)
-    assert argv[1:4] == ["-m", "mlflow", "server"] and argv[-2:] == ["--app-name", "basic-auth"]
+    for argv in (L.ui_argv(config), L.api_argv(config, 2)):
+        assert argv[1:4] == ["-m", "mlflow", "server"]
+        assert argv[argv.index("--app-name") + 1] == "basic-auth"
 
 
 def test_auth_off_keeps_the_plain_server():
     config = config_for(auth=False)
-    assert "--app-name" not in L.server_argv(config)
+    assert "--app-name" not in L.ui_argv(config) and "--app-name" not in L.api_argv(config, 1)
     env = L.server_environment(VALUES, {"MLFLOW_WORKERS": "2"}, config)
     assert not any(k.startswith(("MLFLOW_AUTH", "MLFLOW_FLASK")) for k in env)
     assert "MLFLOW_GATEWAY_BUDGET_REDIS_URL" not in env  # no cache parameters
@@ -266,9 +269,9 @@ def test_both_naming_profiles_reach_the_instances_launcher_env(default):
         "artifacts", "false")
     assert (adopted["MLFLOW_LAUNCH_ARTIFACTS_PREFIX"],
             adopted["MLFLOW_LAUNCH_REWRITE_LEGACY_ARTIFACT_URIS"]) == ("", "true")
-    # Processes and connection budget from the settings (modules/db_budget.py, docs/runtime.md).
-    assert (ours["MLFLOW_LAUNCH_PROCESSES"], ours["MLFLOW_LAUNCH_DB_CONNECTIONS"]) == ("2", "18")
-    assert (adopted["MLFLOW_LAUNCH_PROCESSES"], adopted["MLFLOW_LAUNCH_DB_CONNECTIONS"]) == ("2", "17")
+    # API workers and connection budget from the settings (modules/db_budget.py, docs/runtime.md).
+    assert (ours["MLFLOW_LAUNCH_API_WORKERS"], ours["MLFLOW_LAUNCH_DB_CONNECTIONS"]) == ("2", "18")
+    assert (adopted["MLFLOW_LAUNCH_API_WORKERS"], adopted["MLFLOW_LAUNCH_DB_CONNECTIONS"]) == ("2", "17")
 
 
 # The URI columns of MLflow's schema (logged_models left out: a missing table is skipped).
@@ -363,27 +366,34 @@ def test_rewrite_with_a_prefix_leaves_the_bucket_root_alone():
     assert rows(conn)["runs.artifact_uri"] == {"r0": "s3://b/1", "r1": "mlflow-artifacts:/1"}
 
 
-# --- serving: single-worker servers, pools from the connection budget (docs/runtime.md, "Serving") ---
+# --- serving: the UI server and the API server, API workers from the budget (docs/runtime.md, "Serving") ---
 
-def test_pool_plan_leaves_one_connection_more_than_requests_and_never_relies_on_overflow_zero():
-    # 3 engines per server with auth (tracking, model registry, auth store), 2 without.
-    assert L.connections_per_process(2, auth=True) == 6 and L.connections_per_process(2, auth=False) == 4
-    assert L.pool_plan(12, 2, auth=True) == L.PoolPlan(threads=1, pool_size=1, max_overflow=1)
-    assert L.pool_plan(11, 2, auth=True) is None  # one short of 2 x 6
-    assert L.pool_plan(18, 2, auth=True) == L.PoolPlan(threads=2, pool_size=2, max_overflow=1)
-    assert L.pool_plan(25, 2, auth=True) == L.PoolPlan(threads=3, pool_size=2, max_overflow=2)
-    assert L.pool_plan(8, 2, auth=False) == L.PoolPlan(threads=1, pool_size=1, max_overflow=1)
-    assert L.pool_plan(7, 2, auth=False) is None
-    capped = L.pool_plan(10_000, 2, auth=True)
-    assert capped.threads == L.MAX_REQUEST_THREADS and capped.per_engine == L.MAX_REQUEST_THREADS + 1
+def test_serving_plan_fits_the_ui_server_and_as_many_api_workers_as_the_budget_holds():
+    # 3 engines per serving process with auth (tracking, model registry, auth store), 2 without;
+    # one request at a time holds at most 2 connections of each.
+    assert L.connections_per_process(auth=True) == 6 and L.connections_per_process(auth=False) == 4
+    assert L.serving_plan(12, 2, auth=True) == L.ServingPlan(api_workers=1, wanted=2)  # UI + 1 worker
+    assert L.serving_plan(11, 2, auth=True) is None  # one short of 2 x 6
+    assert L.serving_plan(18, 2, auth=True) == L.ServingPlan(api_workers=2, wanted=2)
+    assert L.serving_plan(10_000, 2, auth=True) == L.ServingPlan(api_workers=2, wanted=2)  # never more
+    assert L.serving_plan(8, 4, auth=False) == L.ServingPlan(api_workers=1, wanted=4)
+    assert L.serving_plan(7, 4, auth=False) is None
+    assert L.serving_plan(100, 0, auth=True) is None
     for connections in range(1, 400):
-        for processes in (1, 2, 3, 4):
-            plan = L.pool_plan(connections, processes, auth=True)
+        for wanted in (1, 2, 3, 4):
+            plan = L.serving_plan(connections, wanted, auth=True)
             if plan is None:
+                assert connections < 2 * 6
                 continue
-            assert plan.max_overflow >= 1 and plan.pool_size >= 1  # MLflow drops a 0 (falsy)
-            assert plan.per_engine == plan.threads + 1  # a nested session always finds a connection
-            assert processes * L.connections_per_process(plan.per_engine, True) <= connections
+            assert 1 <= plan.api_workers <= wanted and plan.processes == plan.api_workers + 1
+            assert plan.processes * L.connections_per_process(True) <= connections
+            assert plan.api_workers == wanted or (plan.processes + 1) * 6 > connections  # none left over
+
+
+def test_every_pool_keeps_the_connections_a_request_holds_and_never_relies_on_overflow_zero():
+    """A nested session (log_batch) reuses a pooled connection instead of opening and closing one
+    (a TLS handshake and an SSM read per request); MLflow drops a 0 (falsy) overflow."""
+    assert L.POOL_SIZE >= L.CONNECTIONS_PER_ENGINE and L.MAX_OVERFLOW >= 1
 
 
 def test_mlflow_reads_the_pool_variables_the_launcher_sets():
@@ -392,33 +402,55 @@ def test_mlflow_reads_the_pool_variables_the_launcher_sets():
     text = source.read_text() if source.exists() else ""
     if text:
         assert "if pool_max_overflow:" in text and "if pool_size:" in text and "if pool_recycle:" in text
-    env = L.server_environment(VALUES, {}, config_for(workers=2, db_connections=25), "/run/mlflow/basic_auth.ini")
+    env = L.server_environment(VALUES, {"MLFLOW_PORT": "1", "MLFLOW_WORKERS": "9"},
+                               config_for(workers=2, db_connections=25), "/run/mlflow/basic_auth.ini")
     assert env["MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE"] == str(L.POOL_RECYCLE_SECONDS)
-    assert env[L.REQUEST_THREADS_VARIABLE] == "3" and env["MLFLOW_WORKERS"] == "1"
-    assert "MLFLOW_PORT" not in env
-    # The `mlflow server` parent keeps no connection (NullPool takes no sizes); serving_loop gives
-    # the uvicorn worker its pools.
+    assert env[L.REQUEST_THREADS_VARIABLE] == "1"  # the UI server's Flask requests
+    assert "MLFLOW_PORT" not in env and "MLFLOW_WORKERS" not in env  # on each server's command line
+    # The `mlflow server` parents keep no connection (NullPool takes no sizes); serving_loop and
+    # post_fork give the serving processes their pools.
     assert env["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] == "NullPool"
     assert "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE" not in env and "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW" not in env
-    assert (env["MLFLOW_WORKER_POOL_SIZE"], env["MLFLOW_WORKER_MAX_OVERFLOW"]) == ("2", "2")
+    assert (env["MLFLOW_WORKER_POOL_SIZE"], env["MLFLOW_WORKER_MAX_OVERFLOW"]) == ("2", "1")
 
 
-def test_the_rendered_env_file_gives_processes_ports_and_budget():
+def test_the_rendered_env_file_gives_workers_ports_and_budget():
     config = config_for(workers=3, mlflow_port=5100, db_connections=40)
-    assert (config.processes, config.first_port, config.db_connections) == (3, 5100, 40)
-    assert L.server_ports(config) == [5100, 5101, 5102]
+    assert (config.api_workers, config.first_port, config.db_connections) == (3, 5100, 40)
+    assert (config.ui_port, config.api_port) == (5100, 5101)
+    assert config.serving_plan == L.ServingPlan(api_workers=3, wanted=3)
+    assert config_for(workers=3, db_connections=20).serving_plan == L.ServingPlan(api_workers=2, wanted=3)
     assert config_for().db_connections == L.DEFAULT_DB_CONNECTIONS  # no budget given
-    with pytest.raises(L.ConfigError, match="MLFLOW_LAUNCH_DB_CONNECTIONS=17; allowed: at least 18"):
+    with pytest.raises(L.ConfigError, match=r"MLFLOW_LAUNCH_DB_CONNECTIONS=11; allowed: at least 12 \(the UI "
+                                            r"server and one API worker\)"):
         L.Config.from_environ({**env_file(render(BootstrapInputs(**BASE_INPUTS, workers=3)).files[
-            "/opt/mlflow/launcher.env"]), "AWS_REGION": "us-east-1", "MLFLOW_LAUNCH_DB_CONNECTIONS": "17"})
-    with pytest.raises(ValueError, match=r"db_connections 11 is too few for 2 servers \(at least 12\)"):
+            "/opt/mlflow/launcher.env"]), "AWS_REGION": "us-east-1", "MLFLOW_LAUNCH_DB_CONNECTIONS": "11"})
+    with pytest.raises(ValueError, match=r"db_connections 11 is too few for the UI server and one API worker "
+                                         r"\(at least 12\)"):
         BootstrapInputs(**BASE_INPUTS, workers=2, db_connections=11)
 
 
-def test_server_argv_gives_uvicorn_the_request_limiting_event_loop():
-    argv = L.server_argv(config_for())
+def test_the_ui_server_runs_uvicorn_with_the_request_limiting_event_loop():
+    config = config_for(mlflow_port=5100)
+    argv = L.ui_argv(config)
+    assert argv[argv.index("--port") + 1] == "5100" and argv[argv.index("--workers") + 1] == "1"
     opts = argv[argv.index("--uvicorn-opts") + 1].split()
     assert opts == ["--app-dir", str(LAUNCHER.parent), "--loop", "launcher:serving_loop", "--no-access-log"]
+
+
+def test_the_api_server_runs_gunicorn_sync_workers_with_the_launcher_as_config():
+    config = config_for(mlflow_port=5100)
+    argv = L.api_argv(config, 3)
+    assert argv[argv.index("--port") + 1] == "5101" and argv[argv.index("--workers") + 1] == "3"
+    opts = argv[argv.index("--gunicorn-opts") + 1].split()
+    assert opts[:4] == ["--config", str(LAUNCHER), "--worker-class", "sync"]
+    assert opts[opts.index("--timeout") + 1] == str(L.API_TIMEOUT)
+    # gunicorn reads, from its config file, every module-level name that is one of its settings:
+    # the launcher must define post_fork and nothing else gunicorn would take.
+    from gunicorn.config import Config as GunicornConfig
+
+    taken = {name for name in vars(L) if name in GunicornConfig().settings}
+    assert taken == {"post_fork"}
 
 
 def test_serving_loop_caps_the_threads_flask_requests_run_in(monkeypatch):
@@ -429,12 +461,12 @@ def test_serving_loop_caps_the_threads_flask_requests_run_in(monkeypatch):
     import anyio
     import anyio.to_thread
 
-    monkeypatch.setenv(L.REQUEST_THREADS_VARIABLE, "2")
     env = L.server_environment(VALUES, {}, config_for(workers=2, db_connections=25), "/run/mlflow/basic_auth.ini")
     for name in ("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", *L.WORKER_POOL_VARIABLES):
         monkeypatch.setenv(name, env[name])
     for name in L.WORKER_POOL_VARIABLES.values():
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(L.REQUEST_THREADS_VARIABLE, "2")  # the launcher's 1 would hide a cap of 1 vs none
     active = peak = 0
     lock = threading.Lock()
 
@@ -457,9 +489,22 @@ def test_serving_loop_caps_the_threads_flask_requests_run_in(monkeypatch):
     assert peak == 2
     assert "MLFLOW_SQLALCHEMYSTORE_POOLCLASS" not in os.environ  # the worker's engines pool
     assert (os.environ["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"], os.environ["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"]) == (
-        "2", "2")
+        "2", "1")
     import sqlalchemy as sa
     from mlflow.store.db.utils import create_sqlalchemy_engine
 
     pool = create_sqlalchemy_engine("postgresql+psycopg2://u:p@127.0.0.1:1/db").pool  # nothing connects
-    assert isinstance(pool, sa.pool.QueuePool) and (pool.size(), pool._max_overflow) == (2, 2)
+    assert isinstance(pool, sa.pool.QueuePool) and (pool.size(), pool._max_overflow) == (2, 1)
+
+
+def test_post_fork_gives_each_api_worker_its_pools(monkeypatch):
+    env = L.server_environment(VALUES, {}, config_for(), "/run/mlflow/basic_auth.ini")
+    for name in ("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", *L.WORKER_POOL_VARIABLES):
+        monkeypatch.setenv(name, env[name])
+    for name in L.WORKER_POOL_VARIABLES.values():
+        monkeypatch.delenv(name, raising=False)
+    L.post_fork(server=None, worker=None)
+    assert "MLFLOW_SQLALCHEMYSTORE_POOLCLASS" not in os.environ
+    assert not any(name in os.environ for name in L.WORKER_POOL_VARIABLES)
+    assert (os.environ["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"], os.environ["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"]) == (
+        str(L.POOL_SIZE), str(L.MAX_OVERFLOW))

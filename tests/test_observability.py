@@ -313,7 +313,7 @@ def nginx_sample_line(status: int, path: str, request_time: str, user: str = "-"
         "request": f"POST {path}?run_id=abc HTTP/1.1", "status": str(status), "body_bytes_sent": "17",
         "http_referer": "-", "http_user_agent": "mlflow-python-client/3.17.2 (x; y)",
         "http_x_forwarded_for": "203.0.113.9", "request_time": request_time, "upstream_status": str(status),
-        "upstream_response_time": request_time,
+        "upstream_response_time": request_time, "upstream_addr": "127.0.0.1:5001",
     }
     return re.sub(r"\$([a-z_]+)", lambda m: values[m.group(1)], fmt)
 

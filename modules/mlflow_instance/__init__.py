@@ -101,7 +101,9 @@ class BootstrapInputs(BaseModel):
     mlflow_port: int = Field(default=5000, ge=1024, le=65535)
     http_port: int = Field(default=80, ge=1, le=65535)
     workers: int = Field(default=2, ge=1, le=32,
-                         description="single-worker MLflow servers on mlflow_port, mlflow_port + 1, ...")
+                         description="API workers (gunicorn) of the API server on mlflow_port + 1, beside the "
+                                     "UI server on mlflow_port; the launcher runs fewer if db_connections "
+                                     "holds fewer")
     db_connections: int | None = Field(
         default=None, ge=1, le=100_000,
         description="database connections the instance's servers may hold (modules/db_budget.py); "
@@ -217,16 +219,18 @@ class BootstrapInputs(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> BootstrapInputs:
-        if self.mlflow_port <= self.http_port < self.mlflow_port + self.workers:
+        last = self.mlflow_port + launcher.PORTS - 1
+        if self.mlflow_port <= self.http_port <= last:
             raise ValueError(f"http_port {self.http_port} is one of the servers' ports (mlflow_port "
-                             f"{self.mlflow_port} to {self.mlflow_port + self.workers - 1}); they must differ")
-        if self.mlflow_port + self.workers - 1 > 65535:
-            raise ValueError(f"mlflow_port {self.mlflow_port} leaves no room for {self.workers} servers")
-        if self.db_connections is not None and launcher.pool_plan(self.db_connections, self.workers,
-                                                                  self.auth) is None:
-            least = self.workers * launcher.connections_per_process(2, self.auth)
-            raise ValueError(f"db_connections {self.db_connections} is too few for {self.workers} servers "
-                             f"(at least {least})")
+                             f"{self.mlflow_port} to {last}); they must differ")
+        if last > 65535:
+            raise ValueError(f"mlflow_port {self.mlflow_port} leaves no room for the API server's port "
+                             f"(mlflow_port + 1)")
+        if self.db_connections is not None and launcher.serving_plan(self.db_connections, self.workers,
+                                                                     self.auth) is None:
+            least = 2 * launcher.connections_per_process(self.auth)
+            raise ValueError(f"db_connections {self.db_connections} is too few for the UI server and one "
+                             f"API worker (at least {least})")
         if self.ssm_names is not None:
             needed = launcher.REQUIRED_KEYS + (launcher.AUTH_KEYS if self.auth else ())
             missing = [k for k in needed if k not in self.ssm_names]
@@ -299,7 +303,9 @@ def render(inputs: BootstrapInputs) -> Rendered:
         raise TypeError(f"render() takes BootstrapInputs, not {type(inputs).__name__}")
     common = dict(inputs.model_dump(), launcher_path=inputs.launcher_path,
                   launcher_env_path=inputs.launcher_env_path,
-                  server_ports=[inputs.mlflow_port + i for i in range(inputs.workers)])
+                  ui_port=inputs.mlflow_port, api_port=inputs.mlflow_port + 1,
+                  api_prefixes=launcher.API_PREFIXES, ui_routes=launcher.UI_ROUTES,
+                  api_timeout=launcher.API_TIMEOUT)
 
     log_files = [
         {"path": f"{inputs.log_dir}/mlflow.log", "group": inputs.log_group_mlflow},

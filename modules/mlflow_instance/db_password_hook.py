@@ -4,7 +4,7 @@ install-venv.sh copies this file into MLflow's venv as ``mlflow_db_password_hook
 with a ``.pth`` file that imports it in every process of the venv. It does
 nothing unless ``MLFLOW_DB_PASSWORD_SSM_PARAMETER`` is set, which the launcher
 sets in the environment of ``mlflow server`` only, so the server and its
-uvicorn workers get it and the launcher does not.
+serving processes (uvicorn's, gunicorn's) get it and the launcher does not.
 
 Active, it listens to SQLAlchemy's ``do_connect`` on every Engine: each new
 DBAPI connection to PostgreSQL or MySQL uses the password last read from that

@@ -51,14 +51,25 @@ exit status 78) to start an MLflow older than the database schema, i.e. one
 that does not know the schema's alembic revision (docs/change-safety.md).
 
 Serving (docs/runtime.md, "Serving"): after the preparation the launcher
-stays as a small supervisor of ``PROCESSES`` single-worker ``mlflow server``
-processes on ``FIRST_PORT``, ``FIRST_PORT + 1``, ... (loopback), which nginx
-balances with ``least_conn``. It restarts a server that exits (after 5 s) and
-stops them all on SIGTERM. In each server, uvicorn's event loop comes from
-``serving_loop`` (this module, on ``--app-dir``), which caps the Flask
-requests running at once; the SQLAlchemy pools are sized from the
-database connection budget (``DB_CONNECTIONS``, ``pool_plan``) so that the
-nested session of ``log_batch`` always finds a connection.
+stays as a small supervisor of two ``mlflow server`` processes on loopback,
+which nginx routes to by path (``API_PREFIXES``, ``UI_ROUTES``):
+
+* the API server on ``FIRST_PORT + 1``: gunicorn with ``API_WORKERS`` sync
+  workers, MLflow's Flask app, for the tracking and registry REST API
+  (``/api/2.0/mlflow/...`` and the like). Each worker runs one request at a
+  time; gunicorn runs ``post_fork`` (this file is its ``--config``) in each;
+* the UI server on ``FIRST_PORT``: uvicorn, one worker, MLflow's FastAPI app,
+  for everything else: the UI, the proxied artifacts (asynchronous), the
+  FastAPI-only routes and ``/health``. Its event loop comes from
+  ``serving_loop`` (this module, on ``--app-dir``), which lets it run
+  ``UI_THREADS`` Flask requests at once.
+
+Every process's SQLAlchemy engines pool ``POOL_SIZE`` connections, so the
+nested session of ``log_batch`` reuses a pooled one; the number of API
+workers is capped by the database connection budget (``DB_CONNECTIONS``,
+``serving_plan``). The launcher restarts a server that exits (after 5 s) and
+stops both on SIGTERM. While the API server is down, nginx sends its
+requests to the UI server (a backup upstream).
 
 Adding a step: read its setting in ``Config.from_environ``, then use it in
 ``main`` or ``server_environment``.
@@ -82,15 +93,30 @@ OPTIONAL_KEYS = ("cache/endpoint", "cache/port")
 ALL_KEYS = REQUIRED_KEYS + AUTH_KEYS + OPTIONAL_KEYS
 ENGINES = ("mysql", "postgres")
 LOCAL_HOSTS = ("localhost", "127.0.0.1")
-PROCESS_MEMORY = 600 * 1024 * 1024  # RSS budget of one server: `mlflow server` and its uvicorn worker
-RESERVED_MEMORY = 768 * 1024 * 1024  # left to the OS, nginx, the agent and this launcher
-FIRST_PORT = 5000  # the servers listen on FIRST_PORT, FIRST_PORT + 1, ... (loopback)
-MAX_REQUEST_THREADS = 8  # Flask requests one server runs at once, at most (more queue in its event loop)
+MIB = 1024 * 1024
+UI_SERVER_MEMORY = 600 * MIB  # RSS budget of the UI server: `mlflow server` and its uvicorn worker
+API_SERVER_MEMORY = 300 * MIB  # the API server's `mlflow server` parent and gunicorn's master
+API_WORKER_MEMORY = 300 * MIB  # one API worker (gunicorn sync worker with MLflow's Flask app)
+RESERVED_MEMORY = 768 * MIB  # left to the OS, nginx, the agent and this launcher
+FIRST_PORT = 5000  # the UI server listens on FIRST_PORT, the API server on FIRST_PORT + 1 (loopback)
+PORTS = 2  # ports the servers use from FIRST_PORT on
+UI_THREADS = 1  # Flask requests the UI server runs at once (its proxied artifacts are asynchronous)
+POOL_SIZE = 2  # connections each engine of each process keeps: a request holds at most 2 of an engine
+MAX_OVERFLOW = 1  # the least MLflow honours (it ignores 0); reached only if a request held 3
+CONNECTIONS_PER_ENGINE = 2  # the most one request holds of an engine (log_batch's nested session)
+API_TIMEOUT = 900  # seconds: gunicorn restarts a worker silent this long (= nginx's proxy_read_timeout)
 DEFAULT_DB_CONNECTIONS = 120  # per instance, when the budget is not given (hand runs, tests)
 POOL_RECYCLE_SECONDS = 1800  # replace pooled connections older than this (below servers' idle timeouts)
-REQUEST_THREADS_VARIABLE = "MLFLOW_REQUEST_THREADS"  # read by serving_loop in each server
-# serving_loop moves these to MLflow's pool variables in the uvicorn worker (not in its parent,
-# whose NullPool refuses pool sizes).
+REQUEST_THREADS_VARIABLE = "MLFLOW_REQUEST_THREADS"  # read by serving_loop in the UI server
+# The tracking and registry REST API, served by the API server (nginx.conf.j2 routes these
+# prefixes there), except UI_ROUTES: MLflow's FastAPI-only routes under them, which the Flask
+# app of the API server does not have (tests/runtime check every locked MLflow's routes).
+API_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/", "/api/3.0/mlflow/", "/ajax-api/3.0/mlflow/")
+UI_ROUTES = ("/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info",
+             "/api/3.0/mlflow/mcp-servers", "/ajax-api/3.0/mlflow/mcp-servers",
+             "/ajax-api/3.0/mlflow/assistant")
+# worker_environment moves these to MLflow's pool variables in the serving processes (not in
+# the `mlflow server` parents, whose NullPool refuses pool sizes).
 WORKER_POOL_VARIABLES = {
     "MLFLOW_WORKER_POOL_SIZE": "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE",
     "MLFLOW_WORKER_MAX_OVERFLOW": "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW",
@@ -100,8 +126,7 @@ WORKER_POOL_VARIABLES = {
 # accepted until then (MLflow's basic_auth.ini explains the trade-off).
 AUTH_CACHE_SECONDS = 60
 RESTART_SECONDS = 5  # a server that exits is started again after this
-MIN_PER_ENGINE = 2  # connections per engine: one request at a time, with its nested session
-MAX_PROCESSES = 64
+MAX_API_WORKERS = 64
 MIN_PORT = 1024
 GET_PARAMETERS_LIMIT = 10  # names per ssm:GetParameters call
 PG_AUTH_LOCK = 7340061584  # pg_advisory_lock key of the auth-store migration
@@ -167,41 +192,36 @@ def engines_per_process(auth: bool) -> int:
     return 3 if auth else 2
 
 
-def connections_per_process(per_engine: int, auth: bool) -> int:
-    """Connections one single-worker server can hold: each engine's pool in its uvicorn worker. Its
-    `mlflow server` parent initializes the stores with NullPool and keeps none (serving_loop)."""
-    return engines_per_process(auth) * per_engine
+def connections_per_process(auth: bool) -> int:
+    """Connections one serving process (the UI server's uvicorn worker, or one API worker) can hold:
+    it runs one request at a time, which holds at most CONNECTIONS_PER_ENGINE of each engine. The
+    `mlflow server` parents initialize the stores with NullPool and keep none (worker_environment)."""
+    return engines_per_process(auth) * CONNECTIONS_PER_ENGINE
 
 
 @dataclass(frozen=True)
-class PoolPlan:
-    """Pool sizes of every engine in one server, and the Flask requests it runs at once."""
+class ServingPlan:
+    """How one instance serves within its share of the database connections."""
 
-    threads: int
-    pool_size: int
-    max_overflow: int
+    api_workers: int
+    """API workers (gunicorn sync workers); the UI server is one more serving process."""
+    wanted: int
+    """API workers asked for (MLFLOW_LAUNCH_API_WORKERS); more than api_workers when the budget caps them."""
 
     @property
-    def per_engine(self) -> int:
-        return self.pool_size + self.max_overflow
+    def processes(self) -> int:
+        return self.api_workers + 1
 
 
-def pool_plan(connections: int, processes: int, auth: bool) -> PoolPlan | None:
-    """Pools for ``processes`` servers sharing ``connections`` (one instance's budget), or None if too few.
-
-    A request holds at most two connections of an engine at once (log_batch opens a second session
-    while holding the first), so with ``threads`` requests at a time and ``threads + 1`` connections
-    per engine one of them can always finish: the pool cannot deadlock. At least 2 per engine
-    (1 request at a time); at most MAX_REQUEST_THREADS + 1. max_overflow is at least 1: MLflow ignores
-    0 (it only passes a truthy value on).
-    """
-    if processes < 1:
+def serving_plan(connections: int, api_workers: int, auth: bool) -> ServingPlan | None:
+    """The UI server and up to ``api_workers`` API workers within ``connections`` (one instance's
+    budget), or None if not even one API worker fits beside the UI server."""
+    if api_workers < 1:
         return None
-    per_engine = min(MAX_REQUEST_THREADS + 1, connections // processes // engines_per_process(auth))
-    if per_engine < MIN_PER_ENGINE:
+    fit = connections // connections_per_process(auth) - 1
+    if fit < 1:
         return None
-    pool_size = (per_engine + 1) // 2
-    return PoolPlan(threads=per_engine - 1, pool_size=pool_size, max_overflow=per_engine - pool_size)
+    return ServingPlan(api_workers=min(api_workers, fit), wanted=api_workers)
 
 
 @dataclass(frozen=True)
@@ -215,7 +235,9 @@ class Config:
     ``SSM_<KEY>`` per logical key (``SSM_DB_HOST`` for db/host, ...),
     ``ARTIFACTS_PREFIX`` (the destination's path in the bucket; default
     artifacts when unset, set but empty = the bucket root) and
-    ``REWRITE_LEGACY_ARTIFACT_URIS`` (true/false, default false). The region is
+    ``REWRITE_LEGACY_ARTIFACT_URIS`` (true/false, default false),
+    ``API_WORKERS`` (default 1; the budget may allow fewer), ``FIRST_PORT``
+    (default 5000) and ``DB_CONNECTIONS`` (default 120). The region is
     ``AWS_REGION``.
     """
 
@@ -229,7 +251,7 @@ class Config:
     state_dir: str = "/var/lib/mlflow"
     artifacts_prefix: str = ARTIFACTS_PREFIX
     rewrite_legacy_artifact_uris: bool = False
-    processes: int = 1
+    api_workers: int = 1
     first_port: int = FIRST_PORT
     db_connections: int = DEFAULT_DB_CONNECTIONS
     required_keys: tuple[str, ...] = field(init=False)
@@ -246,20 +268,28 @@ class Config:
         missing = [ssm_variable(k) for k in required if not self.ssm_names.get(k)]
         if missing:
             raise ConfigError("mlflow-launch: no SSM parameter name in " + ", ".join(missing))
-        if not 1 <= self.processes <= MAX_PROCESSES:
-            raise ConfigError(f"mlflow-launch: {ENV_PREFIX}PROCESSES={self.processes}; allowed: 1 to "
-                              f"{MAX_PROCESSES}")
-        if not MIN_PORT <= self.first_port <= 65535 - self.processes:
+        if not 1 <= self.api_workers <= MAX_API_WORKERS:
+            raise ConfigError(f"mlflow-launch: {ENV_PREFIX}API_WORKERS={self.api_workers}; allowed: 1 to "
+                              f"{MAX_API_WORKERS}")
+        if not MIN_PORT <= self.first_port <= 65536 - PORTS:
             raise ConfigError(f"mlflow-launch: {ENV_PREFIX}FIRST_PORT={self.first_port}; allowed: "
-                              f"{MIN_PORT} to {65535 - self.processes}")
-        if self.pool_plan is None:
-            least = self.processes * connections_per_process(MIN_PER_ENGINE, self.auth)
+                              f"{MIN_PORT} to {65536 - PORTS}")
+        if self.serving_plan is None:
+            least = 2 * connections_per_process(self.auth)
             raise ConfigError(f"mlflow-launch: {ENV_PREFIX}DB_CONNECTIONS={self.db_connections}; allowed: at "
-                              f"least {least} for {self.processes} server processes")
+                              f"least {least} (the UI server and one API worker)")
 
     @property
-    def pool_plan(self) -> PoolPlan | None:
-        return pool_plan(self.db_connections, self.processes, self.auth)
+    def serving_plan(self) -> ServingPlan | None:
+        return serving_plan(self.db_connections, self.api_workers, self.auth)
+
+    @property
+    def ui_port(self) -> int:
+        return self.first_port
+
+    @property
+    def api_port(self) -> int:
+        return self.first_port + 1
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Config:
@@ -285,7 +315,7 @@ class Config:
             # Unset: the default; set to "": the bucket root (launcher.env always sets it).
             artifacts_prefix=environ.get(ENV_PREFIX + "ARTIFACTS_PREFIX", ARTIFACTS_PREFIX).strip(),
             rewrite_legacy_artifact_uris=_flag(environ, ENV_PREFIX + "REWRITE_LEGACY_ARTIFACT_URIS", False),
-            processes=_number(environ, ENV_PREFIX + "PROCESSES", 1),
+            api_workers=_number(environ, ENV_PREFIX + "API_WORKERS", 1),
             first_port=_number(environ, ENV_PREFIX + "FIRST_PORT", FIRST_PORT),
             db_connections=_number(environ, ENV_PREFIX + "DB_CONNECTIONS", DEFAULT_DB_CONNECTIONS),
         )
@@ -517,29 +547,40 @@ def cors_origins(hosts: list[str]) -> str:
 
 
 def serving_processes(cpus: int, memory: int) -> int:
-    """Server processes for a machine: one per vCPU (each runs Python on one core), capped by memory
-    (PROCESS_MEMORY each after RESERVED_MEMORY); at least 1. The synth calls it with the instance
-    type's figures (modules/instance_types.py)."""
-    by_memory = (memory - RESERVED_MEMORY) // PROCESS_MEMORY
+    """API workers for a machine: one per vCPU (each runs Python on one core; two per vCPU measured
+    no faster), capped by memory (API_WORKER_MEMORY each after RESERVED_MEMORY and both servers'
+    own); at least 1. The synth calls it with the instance type's figures (modules/instance_types.py)."""
+    by_memory = (memory - RESERVED_MEMORY - UI_SERVER_MEMORY - API_SERVER_MEMORY) // API_WORKER_MEMORY
     return max(1, min(cpus, by_memory))
 
 
-def serving_loop():
-    """uvicorn's event loop factory in each server (``--loop launcher:serving_loop``).
-
-    A plain asyncio loop whose first task sets anyio's default thread limiter, through which the
-    Flask app (every tracking and auth request) runs, to MLFLOW_REQUEST_THREADS tokens (default 40).
-    Requests beyond it wait in the loop without holding a database connection. It also replaces
+def worker_environment() -> None:
+    """In a serving process, before MLflow makes its engines: replace
     MLFLOW_SQLALCHEMYSTORE_POOLCLASS=NullPool, which the launcher sets for the `mlflow server` parent
-    (its store checks then keep no idle connection), by the pool sizes (WORKER_POOL_VARIABLES):
-    uvicorn imports the app after making the loop, so this worker's engines pool.
-    """
-    import asyncio
-
+    (its store checks then keep no idle connection), by the pool sizes (WORKER_POOL_VARIABLES)."""
     os.environ.pop("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", None)
     for staged, variable in WORKER_POOL_VARIABLES.items():
         if staged in os.environ:
             os.environ[variable] = os.environ.pop(staged)
+
+
+def post_fork(server, worker) -> None:  # gunicorn's hook signature
+    """gunicorn's hook in each API worker (the API server runs with ``--config`` this file), before
+    the worker loads MLflow's app."""
+    worker_environment()
+
+
+def serving_loop():
+    """uvicorn's event loop factory in the UI server (``--loop launcher:serving_loop``).
+
+    A plain asyncio loop whose first task sets anyio's default thread limiter, through which the
+    Flask app runs, to MLFLOW_REQUEST_THREADS tokens (default 40). Requests beyond it wait in the
+    loop without holding a database connection. uvicorn imports the app after making the loop, so
+    worker_environment applies to its engines.
+    """
+    import asyncio
+
+    worker_environment()
     threads = int(os.environ.get(REQUEST_THREADS_VARIABLE, "0") or 0)
     loop = asyncio.new_event_loop()
     if threads > 0:
@@ -554,7 +595,7 @@ def serving_loop():
 
 def server_environment(values: Mapping[str, str], base: Mapping[str, str], config: Config,
                        auth_config_path: str | None = None) -> dict[str, str]:
-    """The environment of ``mlflow server``: ``base`` plus everything it is configured with."""
+    """The environment of both ``mlflow server`` processes: ``base`` plus their configuration."""
     env = {k: v for k, v in base.items() if not k.startswith(ENV_PREFIX)}
     hosts = public_hosts(values)
     env["MLFLOW_BACKEND_STORE_URI"] = backend_store_uri(values, config)
@@ -565,18 +606,15 @@ def server_environment(values: Mapping[str, str], base: Mapping[str, str], confi
     env["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"] = cors_origins(hosts)
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     env.setdefault("MLFLOW_HOST", "127.0.0.1")
-    env["MLFLOW_WORKERS"] = "1"  # one uvicorn worker per server; config.processes servers
-    env.pop("MLFLOW_PORT", None)  # set per server (server_ports)
-    plan = config.pool_plan
-    if plan is None:  # pragma: no cover (Config refuses a budget without one)
-        raise ValueError("no pool plan")
-    env["MLFLOW_WORKER_POOL_SIZE"] = str(plan.pool_size)  # MLFLOW_SQLALCHEMYSTORE_* in the worker
-    env["MLFLOW_WORKER_MAX_OVERFLOW"] = str(plan.max_overflow)
+    for variable in ("MLFLOW_PORT", "MLFLOW_WORKERS"):
+        env.pop(variable, None)  # on the command lines (ui_argv, api_argv)
+    env["MLFLOW_WORKER_POOL_SIZE"] = str(POOL_SIZE)  # MLFLOW_SQLALCHEMYSTORE_* in the serving processes
+    env["MLFLOW_WORKER_MAX_OVERFLOW"] = str(MAX_OVERFLOW)
     for variable in WORKER_POOL_VARIABLES.values():
         env.pop(variable, None)
     env["MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE"] = str(POOL_RECYCLE_SECONDS)
-    env["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"  # for the parent only: serving_loop drops it
-    env[REQUEST_THREADS_VARIABLE] = str(plan.threads)
+    env["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"  # for the parents only: worker_environment drops it
+    env[REQUEST_THREADS_VARIABLE] = str(UI_THREADS)
     if values.get("cache/endpoint") and values.get("cache/port"):
         cache = f'rediss://{values["cache/endpoint"]}:{int(values["cache/port"])}/0'
         env["MLFLOW_GATEWAY_BUDGET_REDIS_URL"] = cache
@@ -592,22 +630,29 @@ def server_environment(values: Mapping[str, str], base: Mapping[str, str], confi
     return env
 
 
-def server_ports(config: Config) -> list[int]:
-    return [config.first_port + i for i in range(config.processes)]
-
-
-def server_argv(config: Config) -> list[str]:
-    """One single-worker server; its port comes from MLFLOW_PORT, its event loop from serving_loop."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    loop = f"{os.path.splitext(os.path.basename(__file__))[0]}:serving_loop"
-    # No access log: nginx's has every request, with the upstream's time.
-    opts = f"--app-dir {here} --loop {loop} --no-access-log"
-    return ([sys.executable, "-m", "mlflow", "server", "--uvicorn-opts", opts]
+def _mlflow_server(config: Config, port: int) -> list[str]:
+    return ([sys.executable, "-m", "mlflow", "server", "--port", str(port)]
             + (["--app-name", "basic-auth"] if config.auth else []))
 
 
-def supervise(argv: list[str], envs: list[dict[str, str]], names: list[str]) -> None:
-    """One server per environment until SIGTERM/SIGINT; one that exits starts again after RESTART_SECONDS."""
+def ui_argv(config: Config) -> list[str]:
+    """The UI server: uvicorn, one worker, its event loop from serving_loop. No access log in either
+    server: nginx's has every request, with the upstream's time."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    loop = f"{os.path.splitext(os.path.basename(__file__))[0]}:serving_loop"
+    return [*_mlflow_server(config, config.ui_port),
+            "--workers", "1", "--uvicorn-opts", f"--app-dir {here} --loop {loop} --no-access-log"]
+
+
+def api_argv(config: Config, workers: int) -> list[str]:
+    """The API server: gunicorn, ``workers`` sync workers, this file as its config (post_fork)."""
+    opts = (f"--config {os.path.abspath(__file__)} --worker-class sync --timeout {API_TIMEOUT} "
+            f"--graceful-timeout {RESTART_SECONDS * 5}")
+    return [*_mlflow_server(config, config.api_port), "--workers", str(workers), "--gunicorn-opts", opts]
+
+
+def supervise(servers: list[tuple[str, list[str], dict[str, str]]]) -> None:
+    """Each (name, argv, env) server until SIGTERM/SIGINT; one that exits restarts after RESTART_SECONDS."""
     import signal
     import subprocess
     import time
@@ -624,16 +669,17 @@ def supervise(argv: list[str], envs: list[dict[str, str]], names: list[str]) -> 
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    due: dict[int, float] = dict.fromkeys(range(len(envs)), 0.0)  # server -> when to start it
+    due: dict[int, float] = dict.fromkeys(range(len(servers)), 0.0)  # server -> when to start it
     while not stopping:
         now = time.monotonic()
         for i, when in list(due.items()):
             if when <= now and not stopping:
-                procs[i] = subprocess.Popen(argv, env=envs[i], stdin=subprocess.DEVNULL)  # noqa: S603
+                _name, argv, env = servers[i]
+                procs[i] = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL)  # noqa: S603
                 del due[i]
         for i, proc in procs.items():
             if i not in due and proc.poll() is not None and not stopping:
-                log(f"{names[i]} exited with {proc.returncode}; starting it again in {RESTART_SECONDS}s")
+                log(f"{servers[i][0]} exited with {proc.returncode}; starting it again in {RESTART_SECONDS}s")
                 due[i] = time.monotonic() + RESTART_SECONDS
         time.sleep(0.5)
     for proc in procs.values():
@@ -658,12 +704,13 @@ def main(environ: Mapping[str, str] | None = None) -> None:
     env = server_environment(values, environ, config, auth_ini)
     auth = (f"on (admin {config.admin_username!r}, database {config.auth_db_name})"
             if config.auth else "OFF")
-    plan = config.pool_plan
+    plan = config.serving_plan
+    capped = (f" (of {plan.wanted} asked: the budget of {config.db_connections} database connections "
+              f"fits {plan.api_workers})" if plan.api_workers < plan.wanted else "")
     log(f"database {config.db_engine} at {values['db/host']}:{values['db/port']}, "
-        f"artifacts {env['MLFLOW_ARTIFACTS_DESTINATION']}, auth {auth}, {config.processes} server processes "
-        f"(ports {', '.join(map(str, server_ports(config)))}), each {plan.threads} requests at once and "
-        f"pools of {plan.pool_size} + {plan.max_overflow} per engine (budget {config.db_connections} "
-        "connections)")
+        f"artifacts {env['MLFLOW_ARTIFACTS_DESTINATION']}, auth {auth}; UI server on port {config.ui_port} "
+        f"({UI_THREADS} request at once), API server on port {config.api_port} with {plan.api_workers} "
+        f"workers{capped}; pools of {POOL_SIZE} + {MAX_OVERFLOW} per engine")
 
     import mlflow
     # The launcher's own engines release their connections at once: none stays open while serving.
@@ -684,9 +731,11 @@ def main(environ: Mapping[str, str] | None = None) -> None:
     if config.auth:
         log("preparing the auth store")
         prepare_auth_store(values, config)
-    names = [f"mlflow server on port {port}" for port in server_ports(config)]
-    log("starting " + ", ".join(names))
-    supervise(server_argv(config), [{**env, "MLFLOW_PORT": str(p)} for p in server_ports(config)], names)
+    servers = [(f"the UI server (port {config.ui_port})", ui_argv(config), env),
+               (f"the API server (port {config.api_port}, {plan.api_workers} workers)",
+                api_argv(config, plan.api_workers), env)]
+    log("starting " + " and ".join(name for name, _argv, _env in servers))
+    supervise(servers)
 
 
 if __name__ == "__main__":

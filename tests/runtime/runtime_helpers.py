@@ -598,7 +598,8 @@ def nginx_test_conf(directory: Path, site: Path) -> Path:
         f"pid {d}/nginx.pid;\nerror_log {d}/error.log info;\n"
         "events { worker_connections 128; }\n"
         "http {\n"
-        f"    access_log {d}/access.log;\n"
+        "    log_format routed '$request_method $uri $status $upstream_addr';\n"  # which server answered
+        f"    access_log {d}/access.log routed;\n"
         f"    client_body_temp_path {d}/client_body;\n    proxy_temp_path {d}/proxy;\n"
         f"    fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n"
         f"    scgi_temp_path {d}/scgi;\n"
@@ -670,7 +671,7 @@ def boot_deployment(database, moto_server, locked_venv, work: Path, tls: TLS, re
     service = instance.service()
     started = time.monotonic()
     service.start()
-    for port in range(inputs.mlflow_port, inputs.mlflow_port + inputs.workers):  # single-worker servers
+    for port in (inputs.mlflow_port, inputs.mlflow_port + 1):  # the UI server, the API server
         wait_until(lambda: http_status(f"http://127.0.0.1:{port}/health") == 200,
                    f"MLflow /health on its own port {port}", 120, service)
     wait_until(lambda: http_status(f"{base}/health") == 200, "MLflow /health through nginx", 10, service)

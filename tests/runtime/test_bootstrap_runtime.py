@@ -131,18 +131,25 @@ def test_bootstrap_end_to_end(database, moto_server, locked_venv, base_dir, tls,
     admin_password = parameters["mlflow/admin_password"]
     flask_key = parameters["mlflow/flask_secret_key"]
     pids = mlflow_service.group_pids()
-    # The launcher, and per server `mlflow server` and its single uvicorn process.
+    # The launcher; the UI server (`mlflow server` and its single uvicorn process); the API server
+    # (`mlflow server`, gunicorn's master and its 2 sync workers: 25 connections hold the UI server
+    # and 3 workers of 6, and 2 were asked for).
     cmdlines = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1] for pid in pids}
     servers = sorted(pid for pid, argv in cmdlines.items() if argv[1:4] == [b"-m", b"mlflow", b"server"])
-    assert len(servers) == 2 and len(pids) == 5, cmdlines
+    assert len(servers) == 2 and len(pids) == 7, cmdlines
     assert [a for a in cmdlines.values() if b"uvicorn" in a and b"--loop" in a
             and a[a.index(b"--loop") + 1] == b"launcher:serving_loop" and a[a.index(b"--workers") + 1] == b"1"]
+    gunicorn = [a for a in cmdlines.values() if a[1:3] == [b"-m", b"gunicorn"]]
+    assert len(gunicorn) == 3, cmdlines  # the master and 2 workers (forked: the same command line)
+    assert all(a[a.index(b"--config") + 1] == str(root / inputs.launcher_path.lstrip("/")).encode()
+               and a[a.index(b"--worker-class") + 1] == b"sync" and a[a.index(b"-w") + 1] == b"2"
+               and a[a.index(b"-b") + 1] == f"127.0.0.1:{inputs.mlflow_port + 1}".encode() for a in gunicorn)
     quoted = quote(DB_PASSWORD, safe="")
     for pid in pids:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         for secret in (DB_PASSWORD, quoted, admin_password, flask_key):
             assert secret not in cmdline, cmdline
-    assert all(cmdlines[pid][-2:] == [b"--app-name", b"basic-auth"] for pid in servers)
+    assert all(cmdlines[pid][cmdlines[pid].index(b"--app-name") + 1] == b"basic-auth" for pid in servers)
     server_env = dict(
         item.split("=", 1) for item in
         Path(f"/proc/{servers[0]}/environ").read_bytes().decode().split("\0") if "=" in item
@@ -161,12 +168,12 @@ def test_bootstrap_end_to_end(database, moto_server, locked_venv, base_dir, tls,
     assert server_env["MLFLOW_ARTIFACTS_DESTINATION"] == f"s3://{bucket}/artifacts"
     assert server_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert server_env["MLFLOW_DB_PASSWORD_SSM_PARAMETER"] == inputs.parameter_names["db/password"]
-    assert server_env["MLFLOW_WORKERS"] == "1"
-    # Pools from 25 connections for 2 servers: 2 + 2 per engine, 3 requests at once.
-    # serving_loop makes them MLflow's pool variables in the uvicorn worker; its parent uses NullPool.
+    assert "MLFLOW_WORKERS" not in server_env
+    # Pools of 2 + 1 per engine, one Flask request at a time in the UI server. serving_loop (UI
+    # server) and post_fork (API workers) make them MLflow's pool variables; the parents use NullPool.
     assert (server_env["MLFLOW_WORKER_POOL_SIZE"], server_env["MLFLOW_WORKER_MAX_OVERFLOW"],
             server_env["MLFLOW_REQUEST_THREADS"], server_env["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"]) == (
-        "2", "2", "3", "NullPool")
+        "2", "1", "1", "NullPool")
     assert server_env["MLFLOW_GATEWAY_BUDGET_REDIS_URL"] == "rediss://cache.example.test:6379/0"
     assert "https://mlflow.example.test" in server_env["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"].split(",")
     # Where the secrets that came from SSM are at rest now: only the DB password, only in
@@ -221,6 +228,20 @@ def test_bootstrap_end_to_end(database, moto_server, locked_venv, base_dir, tls,
     keys = [o["Key"] for o in moto_server.client("s3").list_objects_v2(
         Bucket=bucket, Prefix="artifacts/").get("Contents", [])]
     assert any(k.endswith("/data/payload.bin") for k in keys), keys
+    # nginx sent the REST API to the API server, the artifacts and /health to the UI server.
+    ui_port, api_port = f"127.0.0.1:{inputs.mlflow_port}", f"127.0.0.1:{inputs.mlflow_port + 1}"
+    served = {}
+    for line in (work / "nginx" / "access.log").read_text().splitlines():
+        method, uri, status, upstream = line.split(" ", 3)
+        served.setdefault((method, uri.split("/artifacts/")[0]), set()).add(upstream)
+    assert served[("POST", "/api/2.0/mlflow/runs/log-metric")] == {api_port}, served
+    assert served[("GET", "/api/2.0/mlflow/runs/get")] == {api_port}, served
+    assert served[("PUT", "/api/2.0/mlflow-artifacts")] == {ui_port}, served
+    assert served[("GET", "/api/2.0/mlflow/metrics/get-history")] == {api_port}, served
+    assert served[("GET", "/api/3.0/mlflow/server-info")] == {ui_port}, served  # FastAPI-only
+    assert {u for (method, uri), ups in served.items() if method == "GET"
+            and uri.startswith("/api/2.0/mlflow-artifacts/") for u in ups} == {ui_port}, served
+    assert served[("GET", "/health")] >= {ui_port}, served
     log_text = log_file.read_text()
     for secret in (DB_PASSWORD, quoted, admin_password, flask_key):
         assert secret not in log_text

@@ -159,19 +159,76 @@ def test_agent_config_routes_logs_and_metrics():
     assert collected["disk"]["measurement"] == ["disk_used_percent"]
 
 
-def test_nginx_site_proxies_everything_and_never_answers_health_itself():
+def nginx_routes(site: str) -> dict[str, str]:
+    """location prefix -> upstream, from the rendered site (prefix locations only, as nginx.conf.j2 has)."""
+    server_block = site.split("\nserver {", 1)[1]
+    blocks = re.findall(r"location\s+(\S+)\s*\{([^}]*)\}", server_block)
+    assert all(not prefix.startswith(("~", "=", "^")) for prefix, _ in blocks)  # no regex or exact ones
+    return {prefix: re.search(r"proxy_pass http://(\w+);", body).group(1) for prefix, body in blocks}
+
+
+def upstream_of(routes: dict[str, str], path: str) -> str:
+    """nginx's choice among prefix locations: the longest matching prefix."""
+    return routes[max((p for p in routes if path.startswith(p)), key=len)]
+
+
+def test_nginx_site_routes_the_rest_api_to_the_api_server_and_the_rest_to_the_ui_server():
     site = render(inputs(mlflow_port=5055, http_port=8080, workers=3)).files["/etc/nginx/conf.d/mlflow.conf"]
     assert "listen 8080 default_server;" in site
-    upstream = site.split("upstream mlflow_server {", 1)[1].split("}", 1)[0]
-    # One single-worker server per port, least_conn in shared memory, no max_conns (502 when full).
-    assert re.findall(r"^\s*server (\S+);", upstream, re.M) == ["127.0.0.1:5055", "127.0.0.1:5056", "127.0.0.1:5057"]
-    assert "least_conn;" in upstream and "zone mlflow_server 64k;" in upstream and "max_conns" not in upstream
-    server_block = site.split("server {", 1)[1]
-    assert re.findall(r"location\s+(\S+)", server_block) == ["/"]  # one location: everything to MLflow
-    assert "return" not in server_block.replace("proxy_", "")
-    for directive in ("client_max_body_size 0;", "proxy_request_buffering off;", "server_tokens off;",
-                      "proxy_set_header Host $host;", "X-Forwarded-For", "X-Forwarded-Proto"):
-        assert directive in site
+    ui = site.split("upstream mlflow_ui {", 1)[1].split("}", 1)[0]
+    api = site.split("upstream mlflow_api {", 1)[1].split("}", 1)[0]
+    assert re.findall(r"^\s*server (.+);", ui, re.M) == ["127.0.0.1:5055"]
+    # The API server first; the UI server, which serves the same API, only while it is down.
+    assert re.findall(r"^\s*server (.+);", api, re.M) == ["127.0.0.1:5056 max_fails=1 fail_timeout=5s",
+                                                        "127.0.0.1:5055 backup"]
+    routes = nginx_routes(site)
+    for path in ("/api/2.0/mlflow/runs/log-batch", "/ajax-api/2.0/mlflow/experiments/search",
+                 "/api/3.0/mlflow/traces", "/ajax-api/3.0/mlflow/logged-models/search",
+                 "/api/2.0/mlflow/users/create"):
+        assert upstream_of(routes, path) == "mlflow_api", path
+    for path in ("/", "/health", "/static-files/index.html", "/api/2.0/mlflow-artifacts/artifacts/1/a.bin",
+                 "/ajax-api/2.0/mlflow-artifacts/artifacts/1/a.bin", "/get-artifact", "/v1/traces",
+                 "/gateway/openai/v1/chat/completions", "/ajax-api/3.0/jobs/search",
+                 "/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/assistant/config",
+                 "/api/3.0/mlflow/mcp-servers/x/versions", "/version"):
+        assert upstream_of(routes, path) == "mlflow_ui", path
+    server_block = site.split("\nserver {", 1)[1]
+    assert "return" not in server_block.replace("proxy_", "")  # nginx never answers itself, /health included
+    for directive in ("client_max_body_size 0;", "server_tokens off;", "proxy_set_header Host $host;",
+                      "X-Forwarded-For", "X-Forwarded-Proto", "proxy_read_timeout 900s;"):
+        assert directive in server_block
+    # Streaming (artifacts) on the UI server; the API buffered both ways (a sync worker never waits
+    # on a slow client).
+    for prefix, body in re.findall(r"location\s+(\S+)\s*\{([^}]*)\}", server_block):
+        streams = "proxy_request_buffering off;" in body and "proxy_buffering off;" in body
+        assert streams == (routes[prefix] == "mlflow_ui"), prefix
+
+
+def test_every_fastapi_only_route_of_the_default_mlflow_stays_on_the_ui_server():
+    """The API server runs MLflow's Flask app, which lacks the routes MLflow serves only through its
+    FastAPI app (otel, jobs, gateway, assistant, artifacts, MCP, server info): nginx must send each
+    of them to the UI server. Checked against the MLflow of the project's venv, the default pin."""
+    import mlflow
+    from mlflow.server.fastapi_app import create_fastapi_app
+    from starlette.routing import Mount
+
+    assert mlflow.__version__ == inputs().mlflow_version
+    routes = nginx_routes(render(inputs()).files["/etc/nginx/conf.d/mlflow.conf"])
+
+    def paths(items, prefix=""):
+        for route in items:
+            if isinstance(route, Mount):
+                continue  # the Flask app, mounted at /
+            router = getattr(route, "original_router", None)  # an include_router: its prefix + its routes
+            if router is not None:
+                yield from paths(router.routes, prefix + route.include_context.prefix)
+            else:
+                yield prefix + route.path
+
+    found = sorted(set(paths(create_fastapi_app().routes)))
+    assert len(found) >= 20 and "/v1/traces" in found and "/api/3.0/mlflow/server-info" in found, found
+    misrouted = [p for p in found if upstream_of(routes, p.split("{")[0]) != "mlflow_ui"]
+    assert not misrouted, f"FastAPI-only routes nginx sends to the API server: {misrouted}"
 
 
 def test_unit_hardening_and_launcher_configuration():
@@ -187,7 +244,7 @@ def test_unit_hardening_and_launcher_configuration():
     env = rendered.files["/opt/mlflow/launcher.env"]
     assert "MLFLOW_LAUNCH_SSM_DB_PASSWORD=/mlflow/dev/db/password\n" in env
     assert "MLFLOW_LAUNCH_DB_ENGINE=mysql\n" in env and "MLFLOW_LAUNCH_AUTH=true\n" in env
-    assert "MLFLOW_LAUNCH_PROCESSES=2\nMLFLOW_LAUNCH_FIRST_PORT=5000\n" in env
+    assert "MLFLOW_LAUNCH_API_WORKERS=2\nMLFLOW_LAUNCH_FIRST_PORT=5000\n" in env
     assert "MLFLOW_LAUNCH_DB_CONNECTIONS" not in env  # none given: the launcher's default
     assert "MLFLOW_LAUNCH_DB_CONNECTIONS=18\n" in render(inputs(db_connections=18)).files["/opt/mlflow/launcher.env"]
     assert not [line for line in unit if "MLFLOW_WORKERS" in line or "MLFLOW_PORT" in line]  # set per server
