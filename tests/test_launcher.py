@@ -153,10 +153,11 @@ def test_hosts_origins_and_workers():
         "localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*"]
     assert L.cors_origins(["a.example"]) == "https://a.example,http://a.example"
     gib = 1024 ** 3
-    # API workers: one per vCPU, 300 MiB each after 768 reserved, 600 for the UI server, 300 for the
-    # API server's parent and master (1,668 MiB).
+    # API workers: one per vCPU, 300 MiB each after 768 reserved, 600 for the UI server, 350 for the
+    # API server's parent and master (1,718 MiB).
     assert L.serving_processes(cpus=2, memory=4 * gib) == 2  # t3.medium: one per vCPU
-    assert L.serving_processes(cpus=8, memory=3 * gib) == 4  # memory-bound: (3072 - 1668) // 300
+    assert L.serving_processes(cpus=8, memory=3 * gib) == 4  # memory-bound: (3072 - 1718) // 300
+    assert L.serving_processes(cpus=8, memory=2 * gib) == 1  # (2048 - 1718) // 300
     assert L.serving_processes(cpus=2, memory=gib) == 1  # t3.micro: at least one
 
 
