@@ -40,12 +40,14 @@ def test_plan_apply_replan_destroy(config_name, moto_server, tmp_path, record_em
     tf = Terraform(workdir)
 
     tf("init", "init", "-input=false")
-    tf("plan", "plan", "-input=false", "-out=tfplan")
-    plan_text = tf("show-plan", "show", "-json", "tfplan").stdout
-    planned = json.loads(plan_text)
-    to_create = [c["address"] for c in planned["resource_changes"]
-                 if c["mode"] == "managed" and c["change"]["actions"] == ["create"]]
-    tf.phases.pop("show-plan")
+    messages = [json.loads(line) for line in tf("plan", "plan", "-input=false", "-json", "-out=tfplan").stdout
+                .splitlines() if line.startswith("{")]
+    to_create = [m["change"]["resource"]["addr"] for m in messages if m.get("type") == "planned_change"
+                 and m["change"]["action"] == "create" and m["change"]["resource"]["resource_type"]
+                 and not m["change"]["resource"]["addr"].startswith("data.")]
+    # The full plan as JSON (a second load of the provider) only where the secrets check reads it.
+    plan_text = tf("show-plan", "show", "-json", "tfplan").stdout if config_name == "default" else ""
+    tf.phases.pop("show-plan", None)
     try:
         tf("apply", "apply", "-input=false", "-auto-approve", "tfplan")
         state = tf("state-list", "state", "list").stdout.split()
