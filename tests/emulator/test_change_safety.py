@@ -17,7 +17,6 @@ before, against the same emulator. Nothing is destroyed at the end: the emulator
 """
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -74,37 +73,87 @@ def _plan(base: Path, workdir: Path, stack: dict) -> dict:
     changed resource's action ({"actions": {address: action}}) and whether the launch template
     gets a new version ("rolls").
 
-    The plan's machine-readable output (``-json``) has the actions; ``show -json`` (a second load
-    of the provider's schema) runs only when the launch template changes, to tell a new version
-    from an update of its tags alone.
+    Read from Terraform's plan output (``plan_changes``), so each row costs one Terraform process:
+    ``show -json`` would load the provider's schema a second time.
     """
     terraform_copy(stack, workdir)
     for name in ("terraform.tfstate", ".terraform.lock.hcl", "terraformrc"):
         shutil.copy2(base / name, workdir / name)
     (workdir / ".terraform").symlink_to(base / ".terraform")
     tf = Terraform(workdir)
-    proc = tf("plan", "plan", "-input=false", "-refresh=false", "-lock=false", "-json", "-out=tfplan", ok=(0, 1))
-    messages = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    proc = tf("plan", "plan", "-input=false", "-refresh=false", "-lock=false", ok=(0, 1))
     if proc.returncode != 0:
-        return {"error": "\n".join(f"{m['diagnostic']['summary']}: {m['diagnostic'].get('detail', '')}"
-                                   for m in messages if m.get("type") == "diagnostic") + proc.stderr}
-    actions = {m["change"]["resource"]["addr"]: m["change"]["action"]
-               for m in messages if m.get("type") == "planned_change"}
-    rolls = actions.get(LAUNCH_TEMPLATE) == "replace" or (
-        actions.get(LAUNCH_TEMPLATE) == "update"
-        and _new_launch_template_version(json.loads(tf("show", "show", "-json", "tfplan").stdout)))
-    return {"actions": actions, "rolls": rolls}
+        return {"error": proc.stdout + proc.stderr}
+    return plan_changes(proc.stdout)
 
 
 LAUNCH_TEMPLATE = "aws_launch_template.mlflow"
+# Terraform 1.x's plan output: one header per changed resource, then its attributes.
+_HEADER = re.compile(r"^  # (\S+) (?:\(.*?\) )?(will be created|will be updated in-place|must be replaced|"
+                     r"will be destroyed|will be read during apply|will no longer be managed by Terraform|"
+                     r"has moved to \S+|is tainted, so must be replaced)$", re.M)
+_ACTIONS = {"will be created": "create", "will be updated in-place": "update", "must be replaced": "replace",
+            "is tainted, so must be replaced": "replace", "will be destroyed": "delete",
+            "will be read during apply": "read", "will no longer be managed by Terraform": "forget"}
 
 
-def _new_launch_template_version(plan: dict) -> bool:
-    for change in plan["resource_changes"]:
-        if change["address"] == LAUNCH_TEMPLATE:
-            return "update" in change["change"]["actions"] and bool(
-                (change["change"].get("after_unknown") or {}).get("latest_version"))
-    return False
+def plan_changes(text: str) -> dict:
+    """{"actions": {address: action}, "rolls": bool} from a plan's human-readable output: the
+    launch template rolls the instances when it is replaced, or updated with a new latest_version
+    (an update of its tags alone keeps the version)."""
+    headers = list(_HEADER.finditer(text))
+    summary = re.search(r"^Plan: (\d+) to add, (\d+) to change, (\d+) to destroy", text, re.M)
+    if not headers:
+        assert summary is None or summary.groups() == ("0", "0", "0"), f"changes but no headers:\n{text[-3000:]}"
+        assert summary or "No changes." in text, f"neither changes nor 'No changes.':\n{text[-3000:]}"
+    actions, blocks = {}, {}
+    for k, header in enumerate(headers):
+        end = headers[k + 1].start() if k + 1 < len(headers) else len(text)
+        action = _ACTIONS.get(header.group(2), "move")
+        if action != "move":
+            actions[header.group(1)] = action
+        blocks[header.group(1)] = text[header.end():end]
+    lt = actions.get(LAUNCH_TEMPLATE)
+    rolls = lt == "replace" or (lt == "update" and re.search(
+        r"^\s+~ latest_version\s+=", blocks[LAUNCH_TEMPLATE], re.M) is not None)
+    return {"actions": actions, "rolls": rolls}
+
+
+def test_plan_changes_reads_terraforms_plan_output():
+    """The parser against Terraform 1.11's output for the cases the rows meet."""
+    text = """
+Terraform will perform the following actions:
+
+  # aws_db_instance.mlflow will be updated in-place
+  ~ resource "aws_db_instance" "mlflow" {
+      ~ instance_class = "db.t3.small" -> "db.t3.medium"
+    }
+
+  # aws_launch_template.mlflow will be updated in-place
+  ~ resource "aws_launch_template" "mlflow" {
+      ~ latest_version = 1 -> (known after apply)
+      ~ user_data      = "IyEv" -> (known after apply)
+    }
+
+  # aws_s3_object.bootstrap_bundle must be replaced
++/- resource "aws_s3_object" "bootstrap_bundle" {
+      ~ key = "bootstrap/a.tar.gz" -> "bootstrap/b.tar.gz" # forces replacement
+    }
+
+  # aws_vpc.main will be destroyed
+  # (because aws_vpc.main is not in configuration)
+  - resource "aws_vpc" "main" {
+    }
+
+Plan: 1 to add, 2 to change, 2 to destroy.
+"""
+    assert plan_changes(text) == {"actions": {
+        "aws_db_instance.mlflow": "update", LAUNCH_TEMPLATE: "update",
+        "aws_s3_object.bootstrap_bundle": "replace", "aws_vpc.main": "delete"}, "rolls": True}
+    tags_only = text.replace("      ~ latest_version = 1 -> (known after apply)\n", "")
+    assert plan_changes(tags_only)["rolls"] is False
+    assert plan_changes("\nNo changes. Your infrastructure matches the configuration.\n") == {
+        "actions": {}, "rolls": False}
 
 
 # The rows are planned in SHARDS tests, each against its own applied stack: under pytest-xdist the
