@@ -110,7 +110,7 @@ POOL_RECYCLE_SECONDS = 1800  # replace pooled connections older than this (below
 REQUEST_THREADS_VARIABLE = "MLFLOW_REQUEST_THREADS"  # read by serving_loop in the UI server
 # The tracking and registry REST API, served by the API server (nginx.conf.j2 routes these
 # prefixes there), except UI_ROUTES: MLflow's FastAPI-only routes under them, which the Flask
-# app of the API server does not have (tests/runtime check every locked MLflow's routes).
+# app of the API server does not have (tests/runtime/test_render.py checks the default pin's routes).
 API_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/", "/api/3.0/mlflow/", "/ajax-api/3.0/mlflow/")
 UI_ROUTES = ("/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info",
              "/api/3.0/mlflow/mcp-servers", "/ajax-api/3.0/mlflow/mcp-servers",
