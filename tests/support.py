@@ -42,6 +42,11 @@ SECOND_CONFIG: dict[str, Any] = {
 }
 
 
+# Chat alerts to a Slack channel through AWS Chatbot, in its own region (docs/observability.md).
+SLACK_CHAT: dict[str, Any] = {"platform": "slack", "channel_id": "C0123ABCD", "team_id": "T0123ABCD",
+                              "region": "eu-west-1"}
+
+
 # HTTPS from a domain name (docs/access.md).
 DOMAIN_CONFIG: dict[str, Any] = {
     "environment": "domain", "domain_name": "mlflow.example.com", "route53_zone_id": "Z0123456789ABCDEFGHIJ",

@@ -26,6 +26,7 @@ from modules.settings import SettingsError, load_settings
 from tests.support import (
     ROOT,
     SECOND_CONFIG,
+    SLACK_CHAT,
     doc_toml_blocks,
     settings_for,
     synth_json,
@@ -33,7 +34,7 @@ from tests.support import (
     terraform_copy,
 )
 
-SLACK = {"platform": "slack", "channel_id": "C0123ABCD", "team_id": "T0123ABCD", "region": "eu-west-1"}
+SLACK = SLACK_CHAT
 TEAMS = {"platform": "teams", "channel_id": "19%3aabc123%40thread.tacv2",
          "team_id": "00000000-0000-4000-8000-000000000001", "tenant_id": "00000000-0000-4000-8000-000000000002"}
 
@@ -375,46 +376,8 @@ def test_terraform_validate_accepts_chat_alerts(tmp_path):
     assert json.loads(out.stdout)["valid"] is True, out.stdout
 
 
-@pytest.mark.emulator
-@pytest.mark.parametrize("chat,rtype", [(SLACK, "aws_chatbot_slack_channel_configuration")], ids=["slack"])
-def test_chat_alerts_apply_replan_and_destroy_on_the_emulator(tmp_path, chat, rtype):
-    # Slack only: Teams differs in one resource type and its ids, which the synth and validate
-    # tests above cover; a second full apply here would cost four minutes of every test run.
-    """The chat configuration and what it needs (role, topic, key), on moto with the Chatbot
-    extension (tests/emulator/moto_chatbot.py): the full stack's emulator runs leave chat off."""
-    import shutil
-
-    pytest.importorskip("moto")
-    if not shutil.which("terraform"):
-        pytest.skip("terraform CLI not found")
-    from tests.emulator.conftest import start_moto, stop_moto
-    from tests.emulator.harness import Terraform, emulator_settings
-
-    server = start_moto(tmp_path / "moto.log")
-    try:
-        s = emulator_settings({"chat_alerts": chat}, server)
-        terraform_copy(synth_json(s), tmp_path / "tf")
-        tf = Terraform(tmp_path / "tf")
-        target = f"-target={rtype}.alerts"
-        tf("init", "init", "-input=false")
-        tf("apply", "apply", "-input=false", "-auto-approve", target)
-        replan = tf("re-plan", "plan", "-input=false", "-detailed-exitcode", target, ok=(0, 2))
-        assert replan.returncode == 0, replan.stdout[-4000:]
-        client = server.client("chatbot")
-        topic = server.client("sns").list_topics()["Topics"][0]["TopicArn"]
-        if chat["platform"] == "slack":
-            [conf] = client.describe_slack_channel_configurations()["SlackChannelConfigurations"]
-            assert conf["SlackChannelId"] == chat["channel_id"]
-        else:
-            [conf] = client.list_microsoft_teams_channel_configurations()["TeamChannelConfigurations"]
-            assert conf["TenantId"] == chat["tenant_id"]
-        assert conf["SnsTopicArns"] == [topic] and conf["UserAuthorizationRequired"] is True
-        tf("destroy", "destroy", "-input=false", "-auto-approve", target)
-        left = (client.describe_slack_channel_configurations()["SlackChannelConfigurations"]
-                + client.list_microsoft_teams_channel_configurations()["TeamChannelConfigurations"])
-        assert left == []
-    finally:
-        stop_moto(server)
+# Applied, re-planned and destroyed on the emulator (Slack) in the domain configuration's cycle
+# of tests/emulator/test_deploy.py, with the checks of check_chat_alerts there.
 
 
 def test_the_chat_example_in_the_docs_is_valid_settings():

@@ -1,7 +1,8 @@
 """Deploy the whole stack for real, offline: init, plan, apply, re-plan (must be
 empty), destroy, with the real terraform CLI and hashicorp/aws provider against
-a local moto server (extended by moto_extensions.py), for the default and the
-second configuration. Then check through boto3 that nothing is left.
+a local moto server (extended by moto_extensions.py), for the default, the
+second and the domain configuration (the last with chat alerts to Slack, on
+moto_chatbot.py's Chatbot). Then check through boto3 that nothing is left.
 
 Run: .venv/bin/python -m pytest tests/emulator -m emulator -x -q
 
@@ -17,14 +18,15 @@ import time
 import pytest
 
 from tests.emulator.harness import Terraform, emulator_settings, tail
-from tests.support import DOMAIN_CONFIG, SECOND_CONFIG, synth_json, terraform_copy
+from tests.support import DOMAIN_CONFIG, SECOND_CONFIG, SLACK_CHAT, synth_json, terraform_copy
 
 pytestmark = pytest.mark.emulator
 
 CONFIGS = {
     "default": {},
     "second": SECOND_CONFIG,
-    "domain": DOMAIN_CONFIG,
+    # Chat alerts ride on the domain cycle: a cycle of their own cost a minute of CPU per run.
+    "domain": {**DOMAIN_CONFIG, "chat_alerts": SLACK_CHAT},
 }
 
 
@@ -61,6 +63,8 @@ def test_plan_apply_replan_destroy(config_name, moto_server, tmp_path, record_em
                 "state": (workdir / "terraform.tfstate").read_text()})
         if s.domain_name:
             check_certificate_validated_by_its_own_records(s, moto_server)
+        if s.chat_alerts:
+            check_chat_alerts(s, moto_server)
 
         replan = tf("re-plan", "plan", "-input=false", "-detailed-exitcode", ok=(0, 2))
         if replan.returncode != 0:
@@ -145,6 +149,18 @@ def check_certificate_validated_by_its_own_records(s, moto) -> None:
     assert https and https[0]["Certificates"][0]["CertificateArn"] == arn
 
 
+def check_chat_alerts(s, moto) -> None:
+    """The one chat configuration: its channel, the alerts topic only, and each user's own
+    permissions (user_authorization_required)."""
+    chat = s.chat_alerts
+    assert chat.platform == "slack", "only Slack is applied on the emulator (Teams: synth and validate)"
+    [conf] = moto.client("chatbot").describe_slack_channel_configurations()["SlackChannelConfigurations"]
+    topic = next(t["TopicArn"] for t in moto.client("sns").list_topics()["Topics"]
+                 if t["TopicArn"].endswith(f":{s.prefix}-alerts"))
+    assert conf["SlackChannelId"] == chat.channel_id and conf["SlackTeamId"] == chat.team_id
+    assert conf["SnsTopicArns"] == [topic] and conf["UserAuthorizationRequired"] is True
+
+
 def find_leftovers(s, moto) -> dict[str, list]:
     """Everything the stack could have created that still exists after destroy."""
     ec2, left = moto.client("ec2"), {}
@@ -213,6 +229,13 @@ def find_leftovers(s, moto) -> dict[str, list]:
                                ["CertificateSummaryList"] if c["DomainName"] == s.domain_name])
         check("dns_records", [r["Name"] for r in moto.client("route53").list_resource_record_sets(
             HostedZoneId=s.route53_zone_id)["ResourceRecordSets"] if r["Type"] not in ("NS", "SOA")])
+
+    if s.chat_alerts:
+        chatbot = moto.client("chatbot")
+        check("chat_configurations", [c["ChatConfigurationArn"] for c in
+                                      chatbot.describe_slack_channel_configurations()["SlackChannelConfigurations"]
+                                      + chatbot.list_microsoft_teams_channel_configurations()
+                                      ["TeamChannelConfigurations"]])
 
     asg = moto.client("autoscaling")
     check("autoscaling_groups", [g["AutoScalingGroupName"] for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]])
