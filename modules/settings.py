@@ -187,7 +187,7 @@ class Settings(_Strict):
     mlflow_workers: Annotated[int, Field(ge=0, le=32)] = 0
     """API workers per instance: gunicorn workers serving MLflow's REST API, beside the UI server
     (docs/runtime.md, "Serving"). 0 = one per vCPU of instance_type, capped by its memory at 300 MiB
-    each after 1,718 MiB (modules/instance_types.py); set it for a type not in that table. The
+    each after 1,152 MiB (modules/instance_types.py); set it for a type not in that table. The
     instance runs fewer if the database connection budget holds fewer."""
 
     # --- demand scaling (docs/observability.md) ----------------------------------

@@ -153,11 +153,12 @@ def test_hosts_origins_and_workers():
         "localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*"]
     assert L.cors_origins(["a.example"]) == "https://a.example,http://a.example"
     gib = 1024 ** 3
-    # API workers: one per vCPU, 300 MiB each after 768 reserved, 600 for the UI server, 350 for the
-    # API server's parent and master (1,718 MiB).
+    # API workers: one per vCPU, 300 MiB each after 768 reserved, 320 for the UI server, 64 for the
+    # API server's gunicorn master (1,152 MiB).
     assert L.serving_processes(cpus=2, memory=4 * gib) == 2  # t3.medium: one per vCPU
-    assert L.serving_processes(cpus=8, memory=3 * gib) == 4  # memory-bound: (3072 - 1718) // 300
-    assert L.serving_processes(cpus=8, memory=2 * gib) == 1  # (2048 - 1718) // 300
+    assert L.serving_processes(cpus=2, memory=2 * gib) == 2  # t3.small: (2048 - 1152) // 300 = 2
+    assert L.serving_processes(cpus=8, memory=3 * gib) == 6  # memory-bound: (3072 - 1152) // 300
+    assert L.serving_processes(cpus=8, memory=2 * gib) == 2  # (2048 - 1152) // 300
     assert L.serving_processes(cpus=2, memory=gib) == 1  # t3.micro: at least one
 
 
@@ -509,3 +510,81 @@ def test_post_fork_gives_each_api_worker_its_pools(monkeypatch):
     assert not any(name in os.environ for name in L.WORKER_POOL_VARIABLES)
     assert (os.environ["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"], os.environ["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"]) == (
         str(L.POOL_SIZE), str(L.MAX_OVERFLOW))
+
+
+# --- the servers without `mlflow server` parents (server_command, exec_supervisor) -------------
+
+def _cli_environment(tmp_path: Path) -> dict[str, str]:
+    """`mlflow server`'s environment as server_environment makes it, on SQLite (the test venv's
+    MLflow, the default pin), auth on."""
+    ini = tmp_path / "basic_auth.ini"
+    ini.write_text(f"[mlflow]\ndefault_permission = NO_PERMISSIONS\ndatabase_uri = sqlite:///{tmp_path}/auth.db\n"
+                   "admin_username = admin\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    return {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path}/mlflow.db",
+            "MLFLOW_ARTIFACTS_DESTINATION": f"{tmp_path}/artifacts", "MLFLOW_SERVE_ARTIFACTS": "true",
+            "MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_PASSWORD": "Admin-Secret-0123456789",
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "f" * 64, "MLFLOW_SERVER_ALLOWED_HOSTS": "localhost",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool"}
+
+
+def test_server_command_is_what_mlflow_server_would_start(tmp_path):
+    """MLflow's CLI runs in a fork up to the start of its server: the command lines it would run
+    (uvicorn and gunicorn with our options, MLflow's auth app) and its private variables come
+    back; this process's environment is left as it was."""
+    # As in the launcher (prepare_auth_store), MLflow's auth package is imported first, here under
+    # this process's environment: it reads basic_auth.ini when imported, so the fork must import it again.
+    import mlflow.server.auth.sqlalchemy_store  # noqa: F401
+
+    config = config_for()
+    env = _cli_environment(tmp_path)
+    before = dict(os.environ)
+    ui, ui_env = L.server_command(L.ui_argv(config)[1 + len(L.MLFLOW_SERVER):], env)
+    api, api_env = L.server_command(L.api_argv(config, 3)[1 + len(L.MLFLOW_SERVER):], env)
+    assert dict(os.environ) == before
+    assert ui[:3] == [sys.executable, "-m", "uvicorn"] and ui[-2:] == ["--factory", "mlflow.server.auth:create_app"]
+    assert ui[ui.index("--loop") + 1] == "launcher:serving_loop" and ui[ui.index("--port") + 1] == str(config.ui_port)
+    assert api[:3] == [sys.executable, "-m", "gunicorn"] and api[-1] == "mlflow.server.auth:create_app()"
+    assert api[api.index("--config") + 1] == str(LAUNCHER) and api[api.index("-w") + 1] == "3"
+    assert api[api.index("-b") + 1] == f"127.0.0.1:{config.api_port}"
+    for server_env, sgi in ((ui_env, "uvicorn"), (api_env, "gunicorn")):
+        assert server_env["_MLFLOW_SERVER_FILE_STORE"] == env["MLFLOW_BACKEND_STORE_URI"]
+        assert server_env["_MLFLOW_SERVER_SERVE_ARTIFACTS"] == "true"
+        assert server_env["_MLFLOW_SERVER_ARTIFACT_DESTINATION"] == env["MLFLOW_ARTIFACTS_DESTINATION"]
+        assert server_env["_MLFLOW_SGI_NAME"] == sgi and server_env["_MLFLOW_AUTH_ADMIN_BOOTSTRAPPED"] == "true"
+        assert server_env["MLFLOW_AUTH_ADMIN_PASSWORD"] == env["MLFLOW_AUTH_ADMIN_PASSWORD"]
+    assert set(ui_env) - {"_MLFLOW_SGI_NAME"} == set(api_env) - {"_MLFLOW_SGI_NAME"}  # each fork starts afresh
+
+
+def test_server_command_exits_with_the_clis_status_when_mlflow_server_would_fail(tmp_path, capsys):
+    env = {**_cli_environment(tmp_path), "MLFLOW_BACKEND_STORE_URI": "nosuchscheme://nowhere"}
+    with pytest.raises(SystemExit) as exited:
+        L.server_command(["--port", "5000"], env)
+    assert exited.value.code == 1
+    assert "`mlflow server --port 5000 ...` failed with status 1" in capsys.readouterr().err
+
+
+def test_exec_supervisor_runs_the_servers_in_the_same_process_from_memory(tmp_path):
+    """The launcher becomes the supervisor (same PID, `--supervise-fd`), which starts each server
+    with its own environment; the memory file reaches no server, and SIGTERM stops them all."""
+    probe = ("import json, os, time; print(json.dumps([os.environ['SERVER_SECRET'], os.getppid(), "
+             "[os.readlink(f'/proc/self/fd/{fd}') for fd in os.listdir('/proc/self/fd') "
+             "if os.path.exists(f'/proc/self/fd/{fd}')]]), flush=True); "
+             "time.sleep(60)")
+    code = (f"import sys; sys.path.insert(0, {str(LAUNCHER.parent)!r}); import launcher; "
+            f"launcher.exec_supervisor([('probe', [sys.executable, '-c', {probe!r}], {{'SERVER_SECRET': 's3cret'}})])")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        import json
+        import select
+
+        assert select.select([proc.stdout], [], [], 60)[0], "the server printed nothing within 60 s"
+        secret, parent, fds = json.loads(proc.stdout.readline())
+        assert (secret, parent) == ("s3cret", proc.pid)
+        assert not [fd for fd in fds if "memfd" in fd], fds  # closed before the server started
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[1:3] == [str(LAUNCHER).encode(), L.SUPERVISE_FLAG.encode()]
+        assert b"s3cret" not in Path(f"/proc/{proc.pid}/environ").read_bytes()
+        assert not [link for link in Path(f"/proc/{proc.pid}/fd").iterdir() if "memfd" in os.readlink(link)]
+    finally:
+        proc.terminate()
+    assert proc.wait(timeout=30) == 0

@@ -51,8 +51,13 @@ exit status 78) to start an MLflow older than the database schema, i.e. one
 that does not know the schema's alembic revision (docs/change-safety.md).
 
 Serving (docs/runtime.md, "Serving"): after the preparation the launcher
-stays as a small supervisor of two ``mlflow server`` processes on loopback,
-which nginx routes to by path (``API_PREFIXES``, ``UI_ROUTES``):
+runs MLflow's own ``mlflow server`` command in-process for each of two servers
+(its checks, store initialization and auth bootstrap) and captures the uvicorn
+or gunicorn command it would start instead of starting it (``server_command``;
+no ``mlflow server`` parent stays resident). It then replaces itself (same
+PID) with a supervisor that imports only the standard library
+(``exec_supervisor``) and runs both servers on loopback, which nginx routes to
+by path (``API_PREFIXES``, ``UI_ROUTES``):
 
 * the API server on ``FIRST_PORT + 1``: gunicorn with ``API_WORKERS`` sync
   workers, MLflow's Flask app, for the tracking and registry REST API
@@ -94,8 +99,8 @@ ALL_KEYS = REQUIRED_KEYS + AUTH_KEYS + OPTIONAL_KEYS
 ENGINES = ("mysql", "postgres")
 LOCAL_HOSTS = ("localhost", "127.0.0.1")
 MIB = 1024 * 1024
-UI_SERVER_MEMORY = 600 * MIB  # RSS budget of the UI server: `mlflow server` and its uvicorn worker
-API_SERVER_MEMORY = 350 * MIB  # the API server's `mlflow server` parent and gunicorn's master
+UI_SERVER_MEMORY = 320 * MIB  # RSS budget of the UI server: its uvicorn process (253 measured under load)
+API_SERVER_MEMORY = 64 * MIB  # the API server's gunicorn master (41 measured)
 API_WORKER_MEMORY = 300 * MIB  # one API worker (gunicorn sync worker with MLflow's Flask app; 280 measured)
 RESERVED_MEMORY = 768 * MIB  # left to the OS, nginx, the agent and this launcher
 FIRST_PORT = 5000  # the UI server listens on FIRST_PORT, the API server on FIRST_PORT + 1 (loopback)
@@ -116,7 +121,7 @@ UI_ROUTES = ("/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info",
              "/api/3.0/mlflow/mcp-servers", "/ajax-api/3.0/mlflow/mcp-servers",
              "/ajax-api/3.0/mlflow/assistant")
 # worker_environment moves these to MLflow's pool variables in the serving processes (not in
-# the `mlflow server` parents, whose NullPool refuses pool sizes).
+# `mlflow server`'s checks, run in the launcher, whose NullPool refuses pool sizes).
 WORKER_POOL_VARIABLES = {
     "MLFLOW_WORKER_POOL_SIZE": "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE",
     "MLFLOW_WORKER_MAX_OVERFLOW": "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW",
@@ -126,6 +131,7 @@ WORKER_POOL_VARIABLES = {
 # accepted until then (MLflow's basic_auth.ini explains the trade-off).
 AUTH_CACHE_SECONDS = 60
 RESTART_SECONDS = 5  # a server that exits is started again after this
+SUPERVISE_FLAG = "--supervise-fd"  # launcher.py --supervise-fd FD: the supervisor (exec_supervisor)
 MAX_API_WORKERS = 64
 MIN_PORT = 1024
 GET_PARAMETERS_LIMIT = 10  # names per ssm:GetParameters call
@@ -630,8 +636,11 @@ def server_environment(values: Mapping[str, str], base: Mapping[str, str], confi
     return env
 
 
+MLFLOW_SERVER = ("-m", "mlflow", "server")  # after the interpreter in ui_argv and api_argv
+
+
 def _mlflow_server(config: Config, port: int) -> list[str]:
-    return ([sys.executable, "-m", "mlflow", "server", "--port", str(port)]
+    return ([sys.executable, *MLFLOW_SERVER, "--port", str(port)]
             + (["--app-name", "basic-auth"] if config.auth else []))
 
 
@@ -731,12 +740,122 @@ def main(environ: Mapping[str, str] | None = None) -> None:
     if config.auth:
         log("preparing the auth store")
         prepare_auth_store(values, config)
-    servers = [(f"the UI server (port {config.ui_port})", ui_argv(config), env),
-               (f"the API server (port {config.api_port}, {plan.api_workers} workers)",
-                api_argv(config, plan.api_workers), env)]
+    servers = []
+    for name, argv in ((f"the UI server (port {config.ui_port})", ui_argv(config)),
+                       (f"the API server (port {config.api_port}, {plan.api_workers} workers)",
+                        api_argv(config, plan.api_workers))):
+        command = server_command(argv[1 + len(MLFLOW_SERVER):], env)
+        if command is None:
+            log(f"{name}: MLflow {mlflow.__version__}'s CLI does not start its server through "
+                "mlflow.server._exec_cmd; running `mlflow server` as its parent")
+            command = (argv, env)
+        servers.append((name, *command))
     log("starting " + " and ".join(name for name, _argv, _env in servers))
+    exec_supervisor(servers)
+
+
+class _Started:
+    """Stands in for the process `mlflow server` would start: its CLI forwards signals to it and
+    waits for it."""
+
+    pid = returncode = 0
+
+    def poll(self) -> int:
+        return 0
+
+    def wait(self, timeout: float | None = None) -> int:
+        return 0
+
+    def send_signal(self, signum: int) -> None:
+        pass
+
+
+def server_command(args: list[str], env: Mapping[str, str]) -> tuple[list[str], dict[str, str]] | None:
+    """The command line and environment ``mlflow server ARGS`` (environment ``env``) would start
+    its uvicorn or gunicorn with. MLflow's own CLI runs in a fork of this process, which has
+    imported MLflow already: its checks, the store initialization and the auth bootstrap run there
+    as in a fresh `mlflow server`, and the process it would start is captured instead of started.
+    So no `mlflow server` parent stays resident (each cost 284 MiB and 4 CPU seconds of imports).
+    The fork imports ``mlflow.server`` and its submodules afresh, under ``env``: they read their
+    configuration when imported (the auth app's ``basic_auth.ini``, for one).
+    None when this MLflow's CLI does not start it through ``mlflow.server._exec_cmd``; exits with
+    the CLI's status when the CLI fails (its own message is in the log)."""
+    import json
+    import traceback
+
+    read_end, write_end = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the fork: `mlflow server` up to the start of its server
+        status = 1
+        try:
+            os.close(read_end)
+            os.environ.clear()
+            os.environ.update(env)
+            for name in [name for name in sys.modules if name.split(".")[:2] == ["mlflow", "server"]]:
+                del sys.modules[name]
+            import mlflow.server
+            from mlflow.cli import server
+
+            captured: list[tuple[list[str], dict[str, str]]] = []
+
+            def capture(cmd, *_args, extra_env=None, **_kwargs) -> _Started:
+                captured.append(([str(part) for part in cmd], {**os.environ, **(extra_env or {})}))
+                return _Started()
+
+            if callable(getattr(mlflow.server, "_exec_cmd", None)):
+                mlflow.server._exec_cmd = capture
+                server.main(args=list(args), prog_name="mlflow server", standalone_mode=False)
+            with os.fdopen(write_end, "wb") as out:
+                out.write(json.dumps(captured).encode())
+            status = 0
+        except SystemExit as exited:
+            status = exited.code if isinstance(exited.code, int) else 1
+        except BaseException:  # reported; the status says it failed
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as source:
+        data = source.read()
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if code != 0:
+        log(f"`mlflow server {' '.join(args[:2])} ...` failed with status {code}")
+        sys.exit(code or 1)
+    captured = json.loads(data)
+    return (captured[0][0], captured[0][1]) if len(captured) == 1 else None
+
+
+def exec_supervisor(servers: list[tuple[str, list[str], dict[str, str]]]) -> None:
+    """Replace this process (systemd keeps its PID) with ``supervise`` in a fresh interpreter that
+    imports only the standard library, so the preparation's imports (MLflow, SQLAlchemy, boto3)
+    do not stay resident. The servers' command lines and environments, secrets among them, pass
+    through an anonymous memory file (memfd), never a file system."""
+    import json
+
+    fd = os.memfd_create("mlflow-serving", 0)  # no close-on-exec: the supervisor reads it
+    with os.fdopen(os.dup(fd), "wb") as out:
+        out.write(json.dumps(servers).encode())
+    os.lseek(fd, 0, os.SEEK_SET)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, os.path.abspath(__file__), SUPERVISE_FLAG, str(fd)])  # noqa: S606
+
+
+def supervise_from(fd: int) -> None:
+    """The supervisor's entry (``exec_supervisor``): the servers from the memory file ``fd``."""
+    import json
+
+    with os.fdopen(fd, "rb") as source:  # closed before any server starts: they do not inherit it
+        servers = [(name, argv, env) for name, argv, env in json.loads(source.read())]
     supervise(servers)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == [SUPERVISE_FLAG]:
+        supervise_from(int(sys.argv[2]))
+    else:
+        main()

@@ -622,7 +622,7 @@ class Deployment:
     root: Path
     venv: Path
     instance: Instance
-    service: Service  # the launcher, then mlflow server
+    service: Service  # the launcher, then its supervisor (the same PID)
     nginx: Service
     base: str  # nginx's URL
     ssm: object

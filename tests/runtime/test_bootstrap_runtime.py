@@ -97,6 +97,10 @@ def test_bundle_scripts_pass_shellcheck_and_nginx(engine, base_dir, tls):
     nginx_check(nginx_test_conf(work / "nginx", root / NGINX_SITE_PATH.lstrip("/")))
 
 
+def parent_pid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 @pytest.mark.parametrize("database", ["postgres", "mysql"], indirect=True)
 def test_bootstrap_end_to_end(database, moto_server, locked_venv, base_dir, tls, tmp_path, request, monkeypatch):
     engine = database.engine
@@ -131,25 +135,37 @@ def test_bootstrap_end_to_end(database, moto_server, locked_venv, base_dir, tls,
     admin_password = parameters["mlflow/admin_password"]
     flask_key = parameters["mlflow/flask_secret_key"]
     pids = mlflow_service.group_pids()
-    # The launcher; the UI server (`mlflow server` and its single uvicorn process); the API server
-    # (`mlflow server`, gunicorn's master and its 2 sync workers: 25 connections hold the UI server
-    # and 3 workers of 6, and 2 were asked for).
+    # The launcher, now the supervisor (the same PID, exec'd into an interpreter with the standard
+    # library only); the UI server's single uvicorn process; the API server's gunicorn master and
+    # its 2 sync workers (25 connections hold the UI server and 3 workers of 6, and 2 were asked
+    # for). No `mlflow server` parent: the launcher ran MLflow's CLI in a fork and started what it
+    # would have started (launcher.server_command).
     cmdlines = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1] for pid in pids}
-    servers = sorted(pid for pid, argv in cmdlines.items() if argv[1:4] == [b"-m", b"mlflow", b"server"])
-    assert len(servers) == 2 and len(pids) == 7, cmdlines
-    assert [a for a in cmdlines.values() if b"uvicorn" in a and b"--loop" in a
-            and a[a.index(b"--loop") + 1] == b"launcher:serving_loop" and a[a.index(b"--workers") + 1] == b"1"]
-    gunicorn = [a for a in cmdlines.values() if a[1:3] == [b"-m", b"gunicorn"]]
+    supervisor = mlflow_service.pgid
+    assert cmdlines[supervisor][1:3] == [str(root / inputs.launcher_path.lstrip("/")).encode(), b"--supervise-fd"]
+    assert len(pids) == 5 and not [a for a in cmdlines.values() if a[1:4] == [b"-m", b"mlflow", b"server"]], cmdlines
+    [ui_server] = [pid for pid, a in cmdlines.items() if a[1:3] == [b"-m", b"uvicorn"]]
+    a = cmdlines[ui_server]
+    assert (a[a.index(b"--loop") + 1], a[a.index(b"--workers") + 1], a[a.index(b"--port") + 1]) == (
+        b"launcher:serving_loop", b"1", str(inputs.mlflow_port).encode())
+    gunicorn = {pid: a for pid, a in cmdlines.items() if a[1:3] == [b"-m", b"gunicorn"]}
     assert len(gunicorn) == 3, cmdlines  # the master and 2 workers (forked: the same command line)
     assert all(a[a.index(b"--config") + 1] == str(root / inputs.launcher_path.lstrip("/")).encode()
                and a[a.index(b"--worker-class") + 1] == b"sync" and a[a.index(b"-w") + 1] == b"2"
-               and a[a.index(b"-b") + 1] == f"127.0.0.1:{inputs.mlflow_port + 1}".encode() for a in gunicorn)
+               and a[a.index(b"-b") + 1] == f"127.0.0.1:{inputs.mlflow_port + 1}".encode()
+               for a in gunicorn.values())
+    [api_server] = [pid for pid in gunicorn if parent_pid(pid) == supervisor]  # the master
+    servers = [ui_server, api_server]
+    assert parent_pid(ui_server) == supervisor
+    supervisor_env = Path(f"/proc/{supervisor}/environ").read_bytes().decode(errors="replace")
     quoted = quote(DB_PASSWORD, safe="")
     for pid in pids:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         for secret in (DB_PASSWORD, quoted, admin_password, flask_key):
             assert secret not in cmdline, cmdline
-    assert all(cmdlines[pid][cmdlines[pid].index(b"--app-name") + 1] == b"basic-auth" for pid in servers)
+    assert not [secret for secret in (DB_PASSWORD, quoted, admin_password, flask_key) if secret in supervisor_env]
+    # `mlflow server --app-name basic-auth`'s app in both servers: MLflow's auth app.
+    assert all(any(arg.startswith(b"mlflow.server.auth:create_app") for arg in cmdlines[pid]) for pid in servers)
     server_env = dict(
         item.split("=", 1) for item in
         Path(f"/proc/{servers[0]}/environ").read_bytes().decode().split("\0") if "=" in item
@@ -170,7 +186,8 @@ def test_bootstrap_end_to_end(database, moto_server, locked_venv, base_dir, tls,
     assert server_env["MLFLOW_DB_PASSWORD_SSM_PARAMETER"] == inputs.parameter_names["db/password"]
     assert "MLFLOW_WORKERS" not in server_env
     # Pools of 2 + 1 per engine, one Flask request at a time in the UI server. serving_loop (UI
-    # server) and post_fork (API workers) make them MLflow's pool variables; the parents use NullPool.
+    # server) and post_fork (API workers) make them MLflow's pool variables; MLflow's CLI, in the
+    # launcher's fork, uses NullPool.
     assert (server_env["MLFLOW_WORKER_POOL_SIZE"], server_env["MLFLOW_WORKER_MAX_OVERFLOW"],
             server_env["MLFLOW_REQUEST_THREADS"], server_env["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"]) == (
         "2", "1", "1", "NullPool")
