@@ -51,10 +51,10 @@ exit status 78) to start an MLflow older than the database schema, i.e. one
 that does not know the schema's alembic revision (docs/change-safety.md).
 
 Serving (docs/runtime.md, "Serving"): after the preparation the launcher
-runs MLflow's own ``mlflow server`` command in-process for each of two servers
-(its checks, store initialization and auth bootstrap) and captures the uvicorn
-or gunicorn command it would start instead of starting it (``server_command``;
-no ``mlflow server`` parent stays resident). It then replaces itself (same
+runs MLflow's own ``mlflow server`` command in a fork of itself for each of two
+servers (its checks, store initialization and auth bootstrap) and captures the
+uvicorn or gunicorn command it would start instead of starting it
+(``server_command``; no ``mlflow server`` parent stays resident). It then replaces itself (same
 PID) with a supervisor that imports only the standard library
 (``exec_supervisor``) and runs both servers on loopback, which nginx routes to
 by path (``API_PREFIXES``, ``UI_ROUTES``):
@@ -121,7 +121,7 @@ UI_ROUTES = ("/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info",
              "/api/3.0/mlflow/mcp-servers", "/ajax-api/3.0/mlflow/mcp-servers",
              "/ajax-api/3.0/mlflow/assistant")
 # worker_environment moves these to MLflow's pool variables in the serving processes (not in
-# `mlflow server`'s checks, run in the launcher, whose NullPool refuses pool sizes).
+# `mlflow server`'s checks, run in the launcher's forks, whose NullPool refuses pool sizes).
 WORKER_POOL_VARIABLES = {
     "MLFLOW_WORKER_POOL_SIZE": "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE",
     "MLFLOW_WORKER_MAX_OVERFLOW": "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW",
